@@ -1,0 +1,26 @@
+"""The code location: assets from the sources file (ETL_SOURCES_FILE, default the bundled demo) and their resources."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
+from etl_assets.sources_component import SourcesComponent
+from etl_resources.defaults import default_resources
+from etl_resources.secrets import DEFAULT_SECRETS_FILE
+
+
+def build_definitions(sources_file: Path, secrets_file: str) -> dg.Definitions:
+    if sources_file == DEMO_SOURCES_FILE:
+        ensure_demo_database()
+    return dg.Definitions.merge(
+        dg.build_defs_for_component(SourcesComponent(sources_file=str(sources_file), secrets_file=secrets_file)),
+        dg.Definitions(resources=default_resources(secrets_file)),
+    )
+
+
+defs = build_definitions(
+    Path(os.environ.get("ETL_SOURCES_FILE", DEMO_SOURCES_FILE)),
+    os.environ.get("ETL_SECRETS_FILE", DEFAULT_SECRETS_FILE),
+)

@@ -1,0 +1,16 @@
+"""Partition definitions: one partition per UTC day from a source's start date."""
+
+import datetime as dt
+import functools
+
+import dagster as dg
+
+
+@functools.cache
+def daily_partitions(start_date: dt.date) -> dg.DailyPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC")
+
+
+def partition_window(partitions_def: dg.DailyPartitionsDefinition, partition_key: str) -> tuple[dt.datetime, dt.datetime]:
+    window = partitions_def.time_window_for_partition_key(partition_key)
+    return window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)

@@ -1,0 +1,23 @@
+"""The Component that turns a sources file into assets: a raw (lake) and a warehouse asset per enabled source."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from etl_assets.raw_assets import build_raw_asset
+from etl_assets.warehouse_assets import build_warehouse_asset
+from etl_resources.config import load_sources
+from etl_resources.secrets import DEFAULT_SECRETS_FILE
+
+
+class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
+    """Raw and warehouse assets for every enabled source in a sources YAML file."""
+
+    sources_file: str
+    secrets_file: str = DEFAULT_SECRETS_FILE
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        sources = load_sources(Path(self.sources_file), Path(self.secrets_file))
+        return dg.Definitions(
+            assets=[asset for source in sources.enabled for asset in (build_raw_asset(source), build_warehouse_asset(source))]
+        )

@@ -1,0 +1,62 @@
+"""Warehouse assets: each raw partition loaded into its target table, replacing that partition's rows."""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+import sqlalchemy as sa
+
+from etl_assets.audit_events import record_audit
+from etl_assets.partitions import daily_partitions
+from etl_assets.raw_assets import raw_key
+from etl_resources.config import SqlSource
+from etl_resources.warehouse import Warehouse, replace_partition
+
+
+def warehouse_key(source: SqlSource) -> dg.AssetKey:
+    return dg.AssetKey(["warehouse", *([source.target.schema_] if source.target.schema_ else []), source.target.table])
+
+
+def table_schema(engine: sa.Engine, schema: str | None, table: str) -> dg.TableSchema:
+    with engine.connect() as conn:
+        schema = None if conn.dialect.name == "sqlite" else schema
+        columns = sa.inspect(conn).get_columns(table, schema=schema)
+    return dg.TableSchema(columns=[dg.TableColumn(c["name"], str(c["type"])) for c in columns])
+
+
+def build_warehouse_asset(source: SqlSource) -> dg.AssetsDefinition:
+    target = source.target
+
+    @dg.asset(
+        key=warehouse_key(source),
+        description=f"{target.qualified} in the warehouse: each day of raw/{source.name}, replaced as a whole on every load.",
+        ins={"partition": dg.AssetIn(key=raw_key(source))},
+        partitions_def=daily_partitions(source.start_date),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"sql", "table"},
+        group_name=source.group or source.name,
+        metadata={"source": source.name, "dagster/table_name": target.qualified},
+    )
+    def _load(context: dg.AssetExecutionContext, partition, warehouse: Warehouse) -> dg.MaterializeResult:
+        by_key = partition if isinstance(partition, dict) else {context.partition_key: partition}
+        engine = warehouse.engine()
+        for key, frame in sorted(by_key.items()):
+            started = dt.datetime.now(dt.UTC)
+            try:
+                loaded = replace_partition(engine, target.schema_, target.table, key, frame)
+            except Exception as err:
+                record_audit(context, warehouse, source, key, "load", started, error=err)
+                raise
+            record_audit(context, warehouse, source, key, "load", started, rows=loaded.rows, files=loaded.files)
+            if loaded.added_columns:
+                context.log.info(f"{loaded.table}: added columns the source grew: {', '.join(loaded.added_columns)}")
+            context.log.info(f"{loaded.table} {key}: replaced with {loaded.rows:,} rows from {loaded.files} file(s)")
+            context.add_asset_metadata({"dagster/row_count": loaded.rows, "parquet_files": loaded.files}, partition_key=key)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/column_schema": table_schema(engine, target.schema_, target.table),
+                "warehouse": warehouse.display_url(),
+            }
+        )
+
+    return _load

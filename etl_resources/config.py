@@ -1,0 +1,174 @@
+"""The sources file: a YAML list of sources validated with pydantic, with errors that name file, source and field."""
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+import sqlalchemy as sa
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from etl_resources.secrets import lookup_secret, missing_secret_message, secret_names
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER)]
+SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+QualifiedTable = Annotated[str, StringConstraints(pattern=r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")]
+
+HINTS = {
+    "missing": "add the field",
+    "extra_forbidden": "remove it or fix its spelling",
+    "date_from_datetime_parsing": "write the date as YYYY-MM-DD, e.g. 2026-11-01",
+    "date_parsing": "write the date as YYYY-MM-DD, e.g. 2026-11-01",
+    "date_type": "write the date as YYYY-MM-DD, e.g. 2026-11-01",
+    "string_pattern_mismatch": "use letters, digits and underscores only, starting with a letter or underscore",
+}
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    table: Identifier
+    schema_: Identifier | None = Field(default=None, alias="schema")
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema_}.{self.table}" if self.schema_ else self.table
+
+
+class SqlSource(BaseModel):
+    """A table or query in any database SQLAlchemy can reach."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: SourceName
+    kind: Literal["sql"]
+    description: str | None = None
+    connection: str
+    table: QualifiedTable | None = None
+    query: str | None = None
+    mode: Literal["snapshot", "incremental"] = "snapshot"
+    watermark_column: str | None = None
+    start_date: dt.date
+    target: Target
+    enabled: bool = True
+    batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
+    group: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> "SqlSource":
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of `table` or `query`")
+        if self.mode == "incremental" and not self.watermark_column:
+            raise ValueError("mode `incremental` needs `watermark_column`: the column whose value places a row in a day")
+        try:
+            sa.make_url(self.connection)
+        except sa.exc.ArgumentError as err:
+            raise ValueError(f"`connection` is not a SQLAlchemy URL ({err}); e.g. postgresql+psycopg://user:${{PG_PASSWORD}}@host/db") from None
+        return self
+
+    @property
+    def protocol(self) -> str:
+        return sa.make_url(self.connection).get_backend_name()
+
+    @property
+    def one_line_description(self) -> str:
+        if self.description:
+            return self.description.strip().splitlines()[0]
+        what = self.table or "a query"
+        return f"{self.mode.capitalize()} extract of {what} from {self.protocol}, one Parquet partition a day."
+
+
+Source = Annotated[SqlSource, Field(discriminator="kind")]
+
+
+class SourcesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[Source]
+
+    @property
+    def enabled(self) -> list[SqlSource]:
+        return [source for source in self.sources if source.enabled]
+
+
+class SourcesConfigError(ValueError):
+    """Every problem of a sources file at once, each naming the file, the source and the field."""
+
+
+def _source_label(raw: Any, index: int) -> str:
+    name = raw[index].get("name") if isinstance(raw, list) and index < len(raw) and isinstance(raw[index], dict) else None
+    return f"source '{name}' (sources[{index}])" if name else f"sources[{index}]"
+
+
+def _describe(error: dict[str, Any], raw_sources: Any) -> str:
+    loc = [part for part in error["loc"] if part != "sql"]
+    where = "the file"
+    field = ".".join(str(p) for p in loc)
+    if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
+        where = _source_label(raw_sources, loc[1])
+        field = ".".join(str(p) for p in loc[2:]) or "(the source itself)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "union_tag_invalid":
+        message = f"unknown kind {error['input'].get('kind')!r}; supported kinds: sql"
+        field = "kind"
+    hint = HINTS.get(error["type"])
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"{where}, field '{field}': {message}" + (f" (fix: {hint})" if hint else "")
+
+
+def _duplicate_problems(sources: SourcesFile, raw_sources: list[Any]) -> list[str]:
+    problems = []
+    names: dict[str, int] = {}
+    targets: dict[str, int] = {}
+    for index, source in enumerate(sources.sources):
+        label = _source_label(raw_sources, index)
+        if source.name in names:
+            problems.append(f"{label}, field 'name': duplicate of sources[{names[source.name]}] (fix: give every source its own name)")
+        names.setdefault(source.name, index)
+        target = source.target.qualified.lower()
+        if target in targets:
+            problems.append(
+                f"{label}, field 'target': {source.target.qualified} is already the target of sources[{targets[target]}] "
+                "(fix: give each source its own target table)"
+            )
+        targets.setdefault(target, index)
+    return problems
+
+
+def _secret_problems(sources: SourcesFile, raw_sources: list[Any], secrets_file: Path) -> list[str]:
+    problems = []
+    for index, source in enumerate(sources.sources):
+        if not source.enabled:
+            continue
+        for name in secret_names(source.connection):
+            if lookup_secret(name, secrets_file) is None:
+                problems.append(f"{_source_label(raw_sources, index)}, field 'connection': {missing_secret_message(name, secrets_file)}")
+    return problems
+
+
+def load_sources(path: Path, secrets_file: Path) -> SourcesFile:
+    """Parse and validate a sources file; raise one SourcesConfigError listing every problem."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SourcesConfigError(f"sources file {path} does not exist (fix: point ETL_SOURCES_FILE at a sources YAML)") from None
+    except yaml.YAMLError as err:
+        raise SourcesConfigError(f"sources file {path} is not valid YAML: {err}") from None
+    raw_sources = raw.get("sources") if isinstance(raw, dict) else None
+    try:
+        sources = SourcesFile.model_validate(raw)
+    except pydantic.ValidationError as err:
+        problems = [_describe(e, raw_sources) for e in err.errors()]
+        raise SourcesConfigError(_report(path, problems)) from None
+    problems = _duplicate_problems(sources, raw_sources) + _secret_problems(sources, raw_sources, secrets_file)
+    if problems:
+        raise SourcesConfigError(_report(path, problems))
+    return sources
+
+
+def _report(path: Path, problems: list[str]) -> str:
+    lines = "\n".join(f"  - {problem}" for problem in problems)
+    return f"invalid sources file {path.resolve()}:\n{lines}"

@@ -1,0 +1,199 @@
+"""The Parquet lake: a local folder or an ADLS Gen2 container, reached through fsspec on the Blob API.
+
+Layout of a dataset partition:
+    <root>/<dataset>/date=YYYY-MM-DD/part-<write id>-NNNNN.parquet
+    <root>/<dataset>/date=YYYY-MM-DD/_manifest.json   (the commit record: which files make the partition)
+Writes go to <root>/<dataset>/_staging/<write id>/ first; see `write_partition`.
+"""
+
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import fsspec
+import polars as pl
+
+AZURE_SCHEMES = {"abfs", "abfss", "az"}
+MANIFEST = "_manifest.json"
+
+
+@dataclass(frozen=True)
+class Lake:
+    fs: fsspec.AbstractFileSystem
+    root: str
+    display_root: str
+    polars_prefix: str
+    polars_options: dict[str, str] | None
+
+    def dataset_dir(self, dataset: str) -> str:
+        return f"{self.root}/{dataset}"
+
+    def partition_dir(self, dataset: str, partition_key: str) -> str:
+        return f"{self.root}/{dataset}/date={partition_key}"
+
+    def display(self, path: str) -> str:
+        return self.display_root + path[len(self.root) :]
+
+    def polars_path(self, path: str) -> str:
+        return self.polars_prefix + path
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    partition_key: str
+    files: list[str]
+    rows: int
+    bytes: int
+    schema: pl.Schema
+
+
+def open_lake(url: str, account_key: str | None = None, endpoint: str | None = None) -> Lake:
+    """Open a lake root: a local path, or abfss://<container>@<account>.dfs.core.windows.net/<prefix>."""
+    parsed = urlparse(url)
+    if parsed.scheme not in AZURE_SCHEMES:
+        fs = fsspec.filesystem("file", auto_mkdir=True)
+        root = fs._strip_protocol(url).rstrip("/")
+        return Lake(fs=fs, root=root, display_root=root, polars_prefix="", polars_options=None)
+    container, _, account_host = parsed.netloc.partition("@")
+    account = account_host.split(".", 1)[0]
+    if not container or not account:
+        raise ValueError(f"lake url {url!r} must look like abfss://<container>@<account>.dfs.core.windows.net/<prefix>")
+    root = f"{container}/{parsed.path.strip('/')}".rstrip("/")
+    fs, polars_options = _azure_filesystem(account, account_key, endpoint)
+    display_root = f"abfss://{container}@{account_host or account}{('/' + parsed.path.strip('/')) if parsed.path.strip('/') else ''}"
+    return Lake(fs=fs, root=root, display_root=display_root, polars_prefix="az://", polars_options=polars_options)
+
+
+def _azure_filesystem(account: str, account_key: str | None, endpoint: str | None):
+    from adlfs import AzureBlobFileSystem
+
+    polars_options = {"account_name": account}
+    if account_key and endpoint:
+        connection_string = (
+            f"DefaultEndpointsProtocol={urlparse(endpoint).scheme};AccountName={account};"
+            f"AccountKey={account_key};BlobEndpoint={endpoint};"
+        )
+        fs = AzureBlobFileSystem(connection_string=connection_string)
+        polars_options |= {"account_key": account_key, "endpoint": endpoint}
+    elif account_key:
+        fs = AzureBlobFileSystem(account_name=account, account_key=account_key)
+        polars_options |= {"account_key": account_key}
+    else:
+        # No key: Managed Identity in Azure, `az login` locally.
+        from azure.identity.aio import DefaultAzureCredential
+
+        fs = AzureBlobFileSystem(account_name=account, credential=DefaultAzureCredential())
+    return fs, polars_options
+
+
+def _unify(schema: pl.Schema | None, frame: pl.DataFrame) -> tuple[pl.Schema, pl.DataFrame]:
+    """Keep one schema across a partition's batches: a column that is all-null in one batch keeps its known type."""
+    if schema is None:
+        return frame.schema, frame
+    casts = {name: dtype for name, dtype in schema.items() if name in frame.schema and frame.schema[name] == pl.Null and dtype != pl.Null}
+    if casts:
+        frame = frame.cast(casts)
+    merged = dict(schema)
+    for name, dtype in frame.schema.items():
+        if merged.get(name, pl.Null) == pl.Null:
+            merged[name] = dtype
+    return pl.Schema(merged), frame
+
+
+def write_partition(
+    lake: Lake,
+    dataset: str,
+    partition_key: str,
+    frames: Iterable[pl.DataFrame],
+    log: logging.Logger | None = None,
+) -> PartitionWrite:
+    """Write one partition so that readers see either the old files or the new ones, never a half.
+
+    Parts are written under `_staging/<write id>/`; only when every batch is written are they moved into
+    `date=<key>/` and `_manifest.json` rewritten to list them (one blob put: the commit point). Files of the
+    previous write are then deleted. Readers go through the manifest, so an interrupted write is invisible.
+    """
+    fs = lake.fs
+    write_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    staging = f"{lake.dataset_dir(dataset)}/_staging/{write_id}"
+    staged: list[str] = []
+    schema: pl.Schema | None = None
+    rows = 0
+    try:
+        for frame in frames:
+            schema, frame = _unify(schema, frame)
+            if frame.height == 0 and staged:
+                continue
+            path = f"{staging}/part-{len(staged):05d}.parquet"
+            with fs.open(path, "wb") as fh:
+                frame.write_parquet(fh, compression="zstd", statistics=True)
+            staged.append(path)
+            rows += frame.height
+            if log:
+                log.info(f"{dataset} {partition_key}: part {len(staged)} written, {rows:,} rows so far")
+        if not staged:
+            raise ValueError(f"{dataset} {partition_key}: the extract yielded no batch at all, not even an empty one")
+        final = [_commit_file(fs, path, lake.partition_dir(dataset, partition_key), write_id) for path in staged]
+        sizes = [fs.size(path) for path in final]
+        manifest = {
+            "write_id": write_id,
+            "written_at": dt.datetime.now(dt.UTC).isoformat(),
+            "rows": rows,
+            "files": [path.rsplit("/", 1)[1] for path in final],
+        }
+        fs.pipe_file(f"{lake.partition_dir(dataset, partition_key)}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
+    finally:
+        _remove(fs, staging)
+    _remove_stale(fs, lake.partition_dir(dataset, partition_key), keep=set(manifest["files"]) | {MANIFEST})
+    return PartitionWrite(partition_key=partition_key, files=final, rows=rows, bytes=sum(sizes), schema=schema)
+
+
+def _commit_file(fs: fsspec.AbstractFileSystem, staged: str, partition_dir: str, write_id: str) -> str:
+    target = f"{partition_dir}/part-{write_id}-{staged.rsplit('-', 1)[1]}"
+    fs.mv(staged, target)
+    return target
+
+
+def _remove(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def _remove_stale(fs: fsspec.AbstractFileSystem, partition_dir: str, keep: set[str]) -> None:
+    for path in fs.ls(partition_dir, detail=False):
+        if path.rstrip("/").rsplit("/", 1)[1] not in keep:
+            fs.rm(path, recursive=True)
+
+
+def read_manifest(lake: Lake, dataset: str, partition_key: str) -> dict | None:
+    path = f"{lake.partition_dir(dataset, partition_key)}/{MANIFEST}"
+    if not lake.fs.exists(path):
+        return None
+    return json.loads(lake.fs.cat_file(path))
+
+
+def partition_files(lake: Lake, dataset: str, partition_key: str) -> list[str]:
+    manifest = read_manifest(lake, dataset, partition_key)
+    if manifest is None:
+        raise FileNotFoundError(
+            f"{dataset} partition {partition_key} has no committed data at "
+            f"{lake.display(lake.partition_dir(dataset, partition_key))}; materialize it first"
+        )
+    return [f"{lake.partition_dir(dataset, partition_key)}/{name}" for name in manifest["files"]]
+
+
+def scan_partition(lake: Lake, dataset: str, partition_key: str, file_column: str | None = None) -> pl.LazyFrame:
+    """A lazy frame over the committed files of one partition; `file_column` names each row's file."""
+    scans = [
+        pl.scan_parquet(lake.polars_path(path), storage_options=lake.polars_options)
+        if file_column is None
+        else pl.scan_parquet(lake.polars_path(path), storage_options=lake.polars_options).with_columns(
+            pl.lit(lake.display(path)).alias(file_column)
+        )
+        for path in partition_files(lake, dataset, partition_key)
+    ]
+    return pl.concat(scans, how="diagonal_relaxed")

@@ -1,0 +1,80 @@
+"""IO manager that stores daily-partitioned assets as Parquet partitions in the lake, including partition ranges."""
+
+from collections.abc import Iterable, Mapping
+
+import dagster as dg
+import polars as pl
+from pydantic import PrivateAttr
+
+from etl_resources.lake import Lake, PartitionWrite, open_lake, scan_partition, write_partition
+
+DEFAULT_LAKE_URL = ".etl/lake"
+SOURCE_FILE_COLUMN = "_source_file"
+
+Frames = pl.DataFrame | Iterable[pl.DataFrame]
+
+
+def dataset_name(asset_key: dg.AssetKey) -> str:
+    return "/".join(asset_key.path)
+
+
+def column_schema(schema: pl.Schema) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()])
+
+
+def write_metadata(lake: Lake, written: PartitionWrite) -> dict[str, object]:
+    return {
+        "dagster/row_count": written.rows,
+        "dagster/column_schema": column_schema(written.schema),
+        "lake_path": dg.MetadataValue.path(lake.display(written.files[0].rsplit("/", 1)[0])),
+        "parquet_files": len(written.files),
+        "size_bytes": written.bytes,
+    }
+
+
+class LakeIOManager(dg.ConfigurableIOManager):
+    """Parquet partitions at <url>/<asset key>/date=YYYY-MM-DD/: a local folder, or abfss:// on ADLS Gen2.
+
+    Outputs may be one frame, an iterable of frames (streamed batch by batch), or, for a run over a
+    partition range, a mapping of partition key to either. Inputs load as `pl.LazyFrame`, or a mapping of
+    partition key to `pl.LazyFrame` when the run covers several partitions.
+    """
+
+    url: str = DEFAULT_LAKE_URL
+    account_key: str | None = None
+    endpoint: str | None = None
+    _lake: Lake | None = PrivateAttr(default=None)
+
+    def lake(self) -> Lake:
+        if self._lake is None:
+            self._lake = open_lake(self.url, self.account_key, self.endpoint)
+        return self._lake
+
+    def handle_output(self, context: dg.OutputContext, obj: Frames | Mapping[str, Frames]) -> None:
+        if obj is None:
+            return
+        lake = self.lake()
+        dataset = dataset_name(context.asset_key)
+        keys = context.asset_partition_keys if context.has_asset_partitions else []
+        if len(keys) > 1 or isinstance(obj, Mapping):
+            if not isinstance(obj, Mapping) or set(obj) != set(keys):
+                raise dg.DagsterInvariantViolationError(
+                    f"{dataset}: a run over partitions {keys[0]}..{keys[-1]} must return a mapping with one entry per partition key"
+                )
+            by_key = obj
+        elif keys:
+            by_key = {keys[0]: obj}
+        else:
+            raise dg.DagsterInvariantViolationError(f"{dataset}: the lake IO manager stores daily-partitioned assets only")
+        for key in keys:
+            frames = by_key[key]
+            written = write_partition(lake, dataset, key, [frames] if isinstance(frames, pl.DataFrame) else frames, context.log)
+            context.log.info(f"{dataset} {key}: committed {written.rows:,} rows in {len(written.files)} file(s)")
+            context.step_context.add_asset_metadata(write_metadata(lake, written), asset_key=context.asset_key, partition_key=key)
+
+    def load_input(self, context: dg.InputContext) -> pl.LazyFrame | dict[str, pl.LazyFrame]:
+        lake = self.lake()
+        dataset = dataset_name(context.asset_key)
+        keys = context.asset_partition_keys
+        frames = {key: scan_partition(lake, dataset, key, file_column=SOURCE_FILE_COLUMN) for key in keys}
+        return frames if len(keys) > 1 else frames[keys[0]]

@@ -1,0 +1,119 @@
+"""Extract a SQL table or query through SQLAlchemy as a stream of polars frames, one per batch."""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import polars as pl
+import sqlalchemy as sa
+
+from etl_resources.config import SqlSource
+
+
+class SourceUnavailableError(RuntimeError):
+    """The source database could not be reached or the extract query failed."""
+
+
+def polars_dtype(column_type: sa.types.TypeEngine, dialect: str) -> pl.DataType | None:
+    """The polars type for a reflected column, or None to let polars infer it from the values."""
+    if dialect == "sqlite" and isinstance(column_type, sa.Integer):
+        return pl.Int64()  # SQLite INTEGER holds 64-bit values whatever the declared name
+    if isinstance(column_type, sa.Boolean):
+        return pl.Boolean()
+    if isinstance(column_type, sa.SmallInteger):
+        return pl.Int16()
+    if isinstance(column_type, sa.BigInteger):
+        return pl.Int64()
+    if isinstance(column_type, sa.Integer):
+        return pl.Int32() if type(column_type).__name__.upper() in {"INTEGER", "INT"} else pl.Int64()
+    if isinstance(column_type, sa.Float):
+        return pl.Float64()
+    if isinstance(column_type, sa.Numeric):
+        precision, scale = column_type.precision, column_type.scale
+        if precision is not None and scale is not None and precision <= 38:
+            return pl.Decimal(precision, scale)
+        return pl.Float64() if scale is None and precision is None else pl.Decimal(38, scale or 0)
+    if isinstance(column_type, sa.DateTime):
+        return pl.Datetime("us", "UTC") if column_type.timezone else pl.Datetime("us")
+    if isinstance(column_type, sa.Date):
+        return pl.Date()
+    if isinstance(column_type, sa.Time):
+        return pl.Time()
+    if isinstance(column_type, sa.String):
+        return pl.String()
+    if isinstance(column_type, sa.LargeBinary):
+        return pl.Binary()
+    return None
+
+
+def build_select(source: SqlSource, conn: sa.Connection, window: tuple[dt.datetime, dt.datetime] | None) -> tuple[sa.Select, dict[str, pl.DataType]]:
+    """The SELECT for one partition, and the polars types known from the table's reflected columns."""
+    if source.table:
+        schema, _, name = source.table.rpartition(".")
+        table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+        selectable: sa.FromClause = table
+        known = {c.name: dtype for c in table.columns if (dtype := polars_dtype(c.type, conn.dialect.name)) is not None}
+    else:
+        columns = [sa.column(source.watermark_column)] if source.watermark_column else []
+        selectable = sa.text(source.query).columns(*columns).subquery("src")
+        known = {}
+    statement = sa.select(selectable)
+    if source.mode == "incremental" and window is not None:
+        watermark = selectable.c[source.watermark_column]
+        start, end = window
+        if conn.dialect.name == "sqlite" or not getattr(watermark.type, "timezone", True):
+            start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+        statement = statement.where(watermark >= start, watermark < end)
+    return statement, known
+
+
+def _frame(rows: list[sa.Row], columns: list[str], known: dict[str, pl.DataType]) -> pl.DataFrame:
+    overrides = {name: known[name] for name in columns if name in known}
+    return pl.DataFrame(
+        [tuple(row) for row in rows],
+        schema=columns,
+        schema_overrides=overrides,
+        orient="row",
+        infer_schema_length=None,
+    )
+
+
+def extract(
+    source: SqlSource,
+    url: sa.URL,
+    window: tuple[dt.datetime, dt.datetime] | None,
+) -> Iterator[pl.DataFrame]:
+    """Yield the partition's rows in batches of `source.batch_size`; always at least one frame, maybe empty.
+
+    A server-side cursor (`stream_results`) keeps memory bounded by the batch, not the table.
+    """
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    redacted = url.render_as_string(hide_password=True)
+    try:
+        try:
+            conn = engine.connect()
+        except sa.exc.DBAPIError as err:
+            raise SourceUnavailableError(
+                f"source '{source.name}': cannot connect to {redacted}: {_first_line(err)} "
+                "(fix: check the database is up and the `connection` URL and its secrets are right)"
+            ) from None
+        with conn:
+            try:
+                statement, known = build_select(source, conn, window)
+                result = conn.execution_options(stream_results=True, max_row_buffer=source.batch_size).execute(statement)
+            except sa.exc.NoSuchTableError as err:
+                raise SourceUnavailableError(f"source '{source.name}', field 'table': table {err} does not exist in {redacted}") from None
+            except sa.exc.DBAPIError as err:
+                raise SourceUnavailableError(f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}") from None
+            columns = list(result.keys())
+            yielded = False
+            for rows in result.partitions(source.batch_size):
+                yielded = True
+                yield _frame(rows, columns, known)
+            if not yielded:
+                yield _frame([], columns, known)
+    finally:
+        engine.dispose()
+
+
+def _first_line(err: Exception) -> str:
+    return str(getattr(err, "orig", err)).strip().splitlines()[0]

@@ -1,0 +1,79 @@
+"""The warehouse resource and the partition load: delete the partition's rows and insert the new ones, in one transaction."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+import dagster as dg
+import polars as pl
+import sqlalchemy as sa
+from pydantic import PrivateAttr
+
+from etl_resources.secrets import SecretResolver
+from etl_resources.warehouse_schema import effective_schema, ensure_table
+
+DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
+INSERT_CHUNK_ROWS = 10_000
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The target database: a SQLite file by default, PostgreSQL or Azure SQL (`mssql+pyodbc`) by URL."""
+
+    url: str = DEFAULT_WAREHOUSE_URL
+    secrets: dg.ResourceDependency[SecretResolver]
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            url = self.secrets.url(self.url)
+            if url.get_backend_name() == "sqlite" and url.database:
+                from pathlib import Path
+
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
+        return self._engine
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def display_url(self) -> str:
+        return self.engine().url.render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class PartitionLoad:
+    partition_key: str
+    rows: int
+    files: int
+    table: str
+    added_columns: list[str]
+
+
+def replace_partition(
+    engine: sa.Engine,
+    schema: str | None,
+    table_name: str,
+    partition_key: str,
+    frame: pl.LazyFrame,
+) -> PartitionLoad:
+    """Make the table hold exactly this partition's rows for `partition_key`; all or nothing.
+
+    `frame` carries a `_source_file` column. Table creation, new columns, the delete and the inserts
+    share one transaction, so a failed or killed load leaves the table as it was.
+    """
+    loaded_at = dt.datetime.now(dt.UTC)
+    frame = frame.with_columns(pl.lit(loaded_at).alias("_loaded_at"), pl.lit(partition_key).alias("_partition"))
+    frame_schema = frame.collect_schema()
+    rows = 0
+    files: set[str] = set()
+    with engine.begin() as conn:
+        table, added = ensure_table(conn, schema, table_name, frame_schema)
+        conn.execute(table.delete().where(table.c["_partition"] == partition_key))
+        for batch in frame.collect_batches(chunk_size=INSERT_CHUNK_ROWS):
+            if batch.height == 0:
+                continue
+            files.update(batch.get_column("_source_file").unique().to_list())
+            conn.execute(table.insert(), batch.to_dicts())
+            rows += batch.height
+        qualified = f"{effective_schema(conn, schema)}.{table_name}" if effective_schema(conn, schema) else table_name
+    return PartitionLoad(partition_key=partition_key, rows=rows, files=len(files), table=qualified, added_columns=added)

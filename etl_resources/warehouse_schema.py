@@ -1,0 +1,72 @@
+"""Warehouse tables from Parquet schemas: the polars → SQLAlchemy type mapping, create, and add-column."""
+
+import polars as pl
+import sqlalchemy as sa
+
+LINEAGE_COLUMNS = ("_loaded_at", "_source_file", "_partition")
+
+
+def sql_type(dtype: pl.DataType) -> sa.types.TypeEngine:
+    """One mapping for every dialect; SQLAlchemy renders it (e.g. UnicodeText → TEXT or NVARCHAR(max))."""
+    if dtype == pl.Boolean:
+        return sa.Boolean()
+    if dtype in (pl.Int8, pl.Int16, pl.UInt8):
+        return sa.SmallInteger()
+    if dtype in (pl.Int32, pl.UInt16):
+        return sa.Integer()
+    if dtype.is_integer():
+        return sa.BigInteger()
+    if dtype == pl.Float32:
+        return sa.Float(24)
+    if dtype.is_float():
+        return sa.Double()
+    if isinstance(dtype, pl.Decimal):
+        return sa.Numeric(dtype.precision, dtype.scale)
+    if isinstance(dtype, pl.Datetime):
+        return sa.DateTime(timezone=dtype.time_zone is not None)
+    if dtype == pl.Date:
+        return sa.Date()
+    if dtype == pl.Time:
+        return sa.Time()
+    if dtype == pl.Binary:
+        return sa.LargeBinary()
+    return sa.UnicodeText()
+
+
+def lineage_columns() -> list[sa.Column]:
+    return [
+        sa.Column("_loaded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("_source_file", sa.Unicode(1024), nullable=False),
+        sa.Column("_partition", sa.Unicode(32), nullable=False, index=True),
+    ]
+
+
+def effective_schema(conn: sa.Connection, schema: str | None) -> str | None:
+    """SQLite has one namespace per file, so the target schema applies to server databases only."""
+    return None if conn.dialect.name == "sqlite" else schema
+
+
+def ensure_table(conn: sa.Connection, schema: str | None, name: str, frame_schema: pl.Schema) -> tuple[sa.Table, list[str]]:
+    """Create the target table if missing, add columns the source grew; return it and the columns added."""
+    schema = effective_schema(conn, schema)
+    if schema and conn.dialect.name != "sqlite" and not sa.inspect(conn).has_schema(schema):
+        conn.execute(sa.schema.CreateSchema(schema))
+    if not sa.inspect(conn).has_table(name, schema=schema):
+        columns = [sa.Column(col, sql_type(dtype)) for col, dtype in frame_schema.items() if col not in LINEAGE_COLUMNS]
+        table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema)
+        table.create(conn)
+        return table, []
+    table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+    added = [col for col in frame_schema.names() if col not in table.columns and col not in LINEAGE_COLUMNS]
+    for col in added:
+        column = sa.Column(col, sql_type(frame_schema[col]))
+        ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        keyword = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
+        conn.execute(sa.text(f"ALTER TABLE {_qualified(conn, table)} {keyword} {ddl}"))
+    if added:
+        table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+    return table, added
+
+
+def _qualified(conn: sa.Connection, table: sa.Table) -> str:
+    return conn.dialect.identifier_preparer.format_table(table)
