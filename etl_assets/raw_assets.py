@@ -55,6 +55,7 @@ def build_raw_asset(source: SqlSource) -> dg.AssetsDefinition:
                 record_audit(context, warehouse, source, key, "extract", started, error=err)
 
             frames[key] = _on_failure(extract(source, url, window), report)
-        return frames if len(frames) > 1 else frames[context.partition_key]
+        # Wrapped in Output: a bare generator would be taken for a stream of Dagster events.
+        return dg.Output(frames if len(frames) > 1 else frames[context.partition_key])
 
     return _raw

@@ -93,6 +93,16 @@ class SourcesFile(BaseModel):
         return [source for source in self.sources if source.enabled]
 
 
+class _StringDatesLoader(yaml.SafeLoader):
+    """YAML without implicit timestamps, so a bad date reaches pydantic and gets a proper message."""
+
+
+_StringDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class SourcesConfigError(ValueError):
     """Every problem of a sources file at once, each naming the file, the source and the field."""
 
@@ -116,6 +126,8 @@ def _describe(error: dict[str, Any], raw_sources: Any) -> str:
     hint = HINTS.get(error["type"])
     if error["type"] == "extra_forbidden":
         message = "unknown field"
+    if error["type"] == "string_pattern_mismatch":
+        message = f"{error['input']!r} is not a safe name"
     return f"{where}, field '{field}': {message}" + (f" (fix: {hint})" if hint else "")
 
 
@@ -152,7 +164,7 @@ def _secret_problems(sources: SourcesFile, raw_sources: list[Any], secrets_file:
 def load_sources(path: Path, secrets_file: Path) -> SourcesFile:
     """Parse and validate a sources file; raise one SourcesConfigError listing every problem."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_StringDatesLoader)
     except FileNotFoundError:
         raise SourcesConfigError(f"sources file {path} does not exist (fix: point ETL_SOURCES_FILE at a sources YAML)") from None
     except yaml.YAMLError as err:

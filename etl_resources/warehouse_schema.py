@@ -56,7 +56,7 @@ def ensure_table(conn: sa.Connection, schema: str | None, name: str, frame_schem
         table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema)
         table.create(conn)
         return table, []
-    table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+    table = _reflect_columns(conn, schema, name)
     added = [col for col in frame_schema.names() if col not in table.columns and col not in LINEAGE_COLUMNS]
     for col in added:
         column = sa.Column(col, sql_type(frame_schema[col]))
@@ -64,8 +64,14 @@ def ensure_table(conn: sa.Connection, schema: str | None, name: str, frame_schem
         keyword = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
         conn.execute(sa.text(f"ALTER TABLE {_qualified(conn, table)} {keyword} {ddl}"))
     if added:
-        table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+        table = _reflect_columns(conn, schema, name)
     return table, added
+
+
+def _reflect_columns(conn: sa.Connection, schema: str | None, name: str) -> sa.Table:
+    """Columns only: constraints and indexes are the DBA's business and not needed to load rows."""
+    columns = sa.inspect(conn).get_columns(name, schema=schema)
+    return sa.Table(name, sa.MetaData(), *(sa.Column(c["name"], c["type"]) for c in columns), schema=schema)
 
 
 def _qualified(conn: sa.Connection, table: sa.Table) -> str:

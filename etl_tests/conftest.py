@@ -1,0 +1,41 @@
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from etl_tests.platform import Platform
+from etl_tests.servers import Azurite, Postgres, azurite_server, postgres_server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    with azurite_server() as server:
+        yield server
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project folder as cwd, so the default `.etl/` lake and warehouse land inside it."""
+    monkeypatch.chdir(tmp_path)
+    for name in [name for name in os.environ if name.startswith("ETL_")]:
+        monkeypatch.delenv(name)
+    return tmp_path
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def platform(workdir: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Platform:
+    return Platform(workdir=workdir, instance=instance, monkeypatch=monkeypatch)

@@ -1,0 +1,124 @@
+"""Real servers for the tests: PostgreSQL from Debian's packages and Azurite (Blob API) from npm."""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+# Azurite's published development account; it only ever opens 127.0.0.1 here.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, seconds: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    tail = log.read_text()[-2000:] if log and log.exists() else ""
+    raise RuntimeError(f"{what} did not open 127.0.0.1:{port} within {seconds}s\n{tail}")
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return name
+
+
+def _as_postgres_user(args: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; CI runs as root.
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bindirs:
+        raise RuntimeError("PostgreSQL is not installed; run `bash scripts/setup.sh --test-servers`")
+    bindir = Path(bindirs[-1])
+    base = Path(tempfile.mkdtemp(prefix="etl-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+    data, log, port = base / "data", base / "server.log", free_port()
+    subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]), check=True, capture_output=True)
+    options = f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off -c full_page_writes=off"
+    subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]), check=True, capture_output=True)
+    try:
+        wait_for_port(port, 30, "PostgreSQL", log)
+        yield Postgres(port=port)
+    finally:
+        subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]), capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Azurite:
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={self.endpoint};"
+        )
+
+    def lake_url(self, container: str, prefix: str = "lake") -> str:
+        return f"abfss://{container}@{AZURITE_ACCOUNT}.dfs.core.windows.net/{prefix}"
+
+
+@contextmanager
+def azurite_server() -> Iterator[Azurite]:
+    binary = REPO / ".etl/tools/node_modules/.bin/azurite-blob"
+    if not binary.exists():
+        raise RuntimeError("Azurite is not installed; run `bash scripts/setup.sh --test-servers`")
+    location = Path(tempfile.mkdtemp(prefix="etl-azurite-"))
+    port = free_port()
+    log = location / "azurite.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(binary), "--skipApiVersionCheck", "--location", str(location), "--blobHost", "127.0.0.1", "--blobPort", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(port, 30, "Azurite", log)
+        yield Azurite(port=port)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(location, ignore_errors=True)
