@@ -44,7 +44,8 @@ class Platform:
 
     @staticmethod
     def lake(defs: dg.Definitions) -> Lake:
-        return defs.resources["lake_io_manager"].lake()
+        with dg.build_resources({"lake": defs.resources["lake_io_manager"]}) as resources:
+            return resources.lake.lake()
 
     def manifest(self, defs: dg.Definitions, dataset: str, partition: str) -> dict | None:
         return read_manifest(self.lake(defs), dataset, partition)

@@ -10,39 +10,50 @@ import dagster as dg
 import sqlalchemy as sa
 
 from etl_assets.definitions import defs
-from etl_resources.lake import read_manifest
+from etl_resources.audit import audit_log
+from etl_resources.lake import Lake, read_manifest
 from etl_resources.lake_io_manager import dataset_name
+from etl_resources.warehouse import Warehouse
+from etl_resources.warehouse_schema import effective_schema
 
 
 def main(days: int) -> int:
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    start, end = (last - dt.timedelta(days=days - 1)).isoformat(), last.isoformat()
-    print(f"Materializing every demo asset for {start} .. {end} in one run")
+    keys = [(last - dt.timedelta(days=n)).isoformat() for n in reversed(range(days))]
+    print(f"Materializing every demo asset for {keys[0]} .. {keys[-1]} in one run")
     result = dg.materialize(
         list(defs.assets),
         resources=defs.resources,
         instance=dg.DagsterInstance.get(),
-        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
     )
     if not result.success:
         print("The demo run failed; see the log above.", file=sys.stderr)
         return 1
-    lake = defs.resources["lake_io_manager"].lake()
-    warehouse = defs.resources["warehouse"]
-    print(f"\nRun {result.run_id} succeeded.\n\nLake (Parquet): {lake.display_root}")
+    with dg.build_resources(defs.resources) as resources:
+        report(resources.lake_io_manager.lake(), resources.warehouse, keys, result.run_id)
+    return 0
+
+
+def report(lake: Lake, warehouse: Warehouse, keys: list[str], run_id: str) -> None:
+    print(f"\nRun {run_id} succeeded.\n\nLake (Parquet): {lake.display_root}")
     for asset in defs.assets:
-        name = dataset_name(asset.key)
-        if name.startswith("raw/"):
-            for partition in (start, end):
-                manifest = read_manifest(lake, name, partition)
-                print(f"  {lake.display(lake.partition_dir(name, partition))}/  {manifest['rows']:>6,} rows, {len(manifest['files'])} file(s)")
+        if asset.key.path[0] == "raw":
+            for key in keys:
+                manifest = read_manifest(lake, dataset_name(asset.key), key)
+                print(f"  {lake.display(lake.partition_dir(dataset_name(asset.key), key))}/  {manifest['rows']:>6,} rows in {len(manifest['files'])} file(s)")
     print(f"\nWarehouse: {warehouse.display_url()}")
     with warehouse.engine().connect() as conn:
-        for table in ("orders", "customers", "etl_audit_log"):
-            count = conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
-            print(f"  {table:<14} {count:>6,} rows")
+        for asset in defs.assets:
+            if asset.key.path[0] == "warehouse":
+                schema, _, name = asset.metadata_by_key[asset.key]["dagster/table_name"].rpartition(".")
+                table = sa.table(name, sa.column("_partition"), schema=effective_schema(conn, schema or None))
+                count = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c._partition.in_(keys))).scalar_one()
+                print(f"  {table.fullname:<16} {count:>6,} rows for these days")
+        audited = conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(audit_log.c.run_id == run_id)).scalar_one()
+        print(f"  {audit_log.name:<16} {audited:>6,} rows for this run")
     print("\nOpen the same in the Dagster UI: bash scripts/dev.sh, then http://127.0.0.1:3000")
-    return 0
 
 
 if __name__ == "__main__":
