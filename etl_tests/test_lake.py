@@ -1,7 +1,8 @@
-"""The lake on ADLS through the Blob API, against a real Azurite started by the test suite."""
+"""The lake IO manager on a local folder and on ADLS through the Blob API (a real Azurite started by the suite)."""
 
 import datetime as dt
 import uuid
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -26,12 +27,20 @@ def container(azurite):
     client.delete_container()
 
 
-@pytest.fixture
-def io_manager(azurite, container):
-    return LakeIOManager(url=azurite.lake_url(container.container_name), account_key=AZURITE_KEY, endpoint=azurite.endpoint)
+@pytest.fixture(params=["local", "azurite"])
+def lake_backend(request, workdir):
+    """(IO manager, listing) for a local-folder lake and for an Azurite container."""
+    if request.param == "local":
+        return LakeIOManager(url=str(workdir / "lake")), workdir
+    azurite, container = request.getfixturevalue("azurite"), request.getfixturevalue("container")
+    return LakeIOManager(url=azurite.lake_url(container.container_name), account_key=AZURITE_KEY, endpoint=azurite.endpoint), container
 
 
-def blobs(container: ContainerClient, prefix: str) -> list[str]:
+def blobs(container: ContainerClient | Path, prefix: str) -> list[str]:
+    """File names below a prefix, listed by the Blob API itself or, for the local lake, by the file system."""
+    if isinstance(container, Path):
+        folder = container / prefix
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
     return sorted(blob.name.removeprefix(prefix) for blob in container.list_blobs(name_starts_with=prefix))
 
 
@@ -59,7 +68,8 @@ def numbers_assets(fail_after_first_batch: bool = False):
     return [numbers, numbers_total], seen
 
 
-def test_io_manager_writes_a_partition_range_and_reads_it_back(io_manager, container, instance):
+def test_io_manager_writes_a_partition_range_and_reads_it_back(lake_backend, instance):
+    io_manager, container = lake_backend
     assets, seen = numbers_assets()
 
     result = dg.materialize(
@@ -74,12 +84,14 @@ def test_io_manager_writes_a_partition_range_and_reads_it_back(io_manager, conta
         names = blobs(container, f"lake/numbers/date={day}/")
         assert names[0] == "_manifest.json" and len(names) == 3 and all(n.endswith(".parquet") for n in names[1:])
         assert seen[day].sort("n").to_dict(as_series=False)["n"] == [1, 2, 3, 40]
-        assert seen[day]["_source_file"].str.starts_with(f"abfss://{container.container_name}@devstoreaccount1").all()
+        prefix = io_manager.url if isinstance(container, Path) else f"abfss://{container.container_name}@devstoreaccount1"
+        assert seen[day]["_source_file"].str.starts_with(prefix).all()
     assert instance.get_materialized_partitions(dg.AssetKey("numbers")) == {"2026-11-01", "2026-11-02"}
     assert blobs(container, "lake/numbers/_staging/") == []
 
 
-def test_rewriting_a_partition_replaces_its_files(io_manager, container, instance):
+def test_rewriting_a_partition_replaces_its_files(lake_backend, instance):
+    io_manager, container = lake_backend
     assets, _ = numbers_assets()
     dg.materialize(assets[:1], resources={"lake_io_manager": io_manager}, instance=instance, partition_key="2026-11-03")
     first = blobs(container, "lake/numbers/date=2026-11-03/")
@@ -92,7 +104,8 @@ def test_rewriting_a_partition_replaces_its_files(io_manager, container, instanc
     assert scan_partition(io_manager.lake(), "numbers", "2026-11-03").collect().height == 4
 
 
-def test_an_interrupted_write_leaves_the_previous_partition_visible(io_manager, container, instance):
+def test_an_interrupted_write_leaves_the_previous_partition_visible(lake_backend, instance):
+    io_manager, container = lake_backend
     good, _ = numbers_assets()
     dg.materialize(good[:1], resources={"lake_io_manager": io_manager}, instance=instance, partition_key="2026-11-04")
     before = blobs(container, "lake/numbers/date=2026-11-04/")
