@@ -3,6 +3,7 @@
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -122,3 +123,54 @@ def azurite_server() -> Iterator[Azurite]:
         except subprocess.TimeoutExpired:
             process.kill()
         shutil.rmtree(location, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class DagsterDev:
+    port: int
+    home: Path
+
+    @property
+    def graphql_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+
+@contextmanager
+def dagster_dev_server(home: Path) -> Iterator[DagsterDev]:
+    """`dagster dev` (webserver and daemon) from a project folder holding workspace.yaml and dagster.yaml."""
+    import httpx
+
+    for name in ("workspace.yaml", "dagster.yaml"):
+        shutil.copy(REPO / name, home / name)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ETL_", "DAGSTER_"))} | {"DAGSTER_HOME": str(home)}
+    log = home / "dagster-dev.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(REPO / ".venv/bin/dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=home,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ version }"}, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"dagster dev did not come up:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield DagsterDev(port=port, home=home)
+    finally:
+        # dagster dev shuts its webserver and daemon down cleanly on SIGINT to the process group.
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
