@@ -4,6 +4,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mssql
 
 AUDIT_TABLE = "etl_audit_log"
 
@@ -22,9 +23,9 @@ audit_log = sa.Table(
     sa.Column("status", sa.Unicode(16), nullable=False),
     sa.Column("rows_loaded", sa.BigInteger()),
     sa.Column("parquet_files", sa.Integer()),
-    sa.Column("error_message", sa.UnicodeText()),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("error_message", sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")),
+    sa.Column("started_at", sa.DateTime(timezone=True).with_variant(mssql.DATETIMEOFFSET(), "mssql"), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True).with_variant(mssql.DATETIMEOFFSET(), "mssql")),
 )
 
 

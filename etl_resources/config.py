@@ -131,31 +131,45 @@ def _describe(error: dict[str, Any], raw_sources: Any) -> str:
     return f"{where}, field '{field}': {message}" + (f" (fix: {hint})" if hint else "")
 
 
-def _duplicate_problems(sources: SourcesFile, raw_sources: list[Any]) -> list[str]:
+def _entries(raw_sources: Any) -> list[tuple[int, dict]]:
+    return [(i, s) for i, s in enumerate(raw_sources) if isinstance(s, dict)] if isinstance(raw_sources, list) else []
+
+
+def _target_of(entry: dict) -> str | None:
+    target = entry.get("target")
+    if not isinstance(target, dict) or not target.get("table"):
+        return None
+    return f"{target.get('schema') or ''}.{target['table']}".lower()
+
+
+def _duplicate_problems(raw_sources: Any) -> list[str]:
     problems = []
-    names: dict[str, int] = {}
+    names: dict[Any, int] = {}
     targets: dict[str, int] = {}
-    for index, source in enumerate(sources.sources):
+    for index, entry in _entries(raw_sources):
         label = _source_label(raw_sources, index)
-        if source.name in names:
-            problems.append(f"{label}, field 'name': duplicate of sources[{names[source.name]}] (fix: give every source its own name)")
-        names.setdefault(source.name, index)
-        target = source.target.qualified.lower()
+        name = entry.get("name")
+        if name is not None and name in names:
+            problems.append(f"{label}, field 'name': duplicate of sources[{names[name]}] (fix: give every source its own name)")
+        names.setdefault(name, index)
+        target = _target_of(entry)
         if target in targets:
             problems.append(
-                f"{label}, field 'target': {source.target.qualified} is already the target of sources[{targets[target]}] "
+                f"{label}, field 'target': {target.lstrip('.')} is already the target of sources[{targets[target]}] "
                 "(fix: give each source its own target table)"
             )
-        targets.setdefault(target, index)
+        if target:
+            targets.setdefault(target, index)
     return problems
 
 
-def _secret_problems(sources: SourcesFile, raw_sources: list[Any], secrets_file: Path) -> list[str]:
+def _secret_problems(raw_sources: Any, secrets_file: Path) -> list[str]:
     problems = []
-    for index, source in enumerate(sources.sources):
-        if not source.enabled:
+    for index, entry in _entries(raw_sources):
+        connection = entry.get("connection")
+        if entry.get("enabled", True) is False or not isinstance(connection, str):
             continue
-        for name in secret_names(source.connection):
+        for name in secret_names(connection):
             if lookup_secret(name, secrets_file) is None:
                 problems.append(f"{_source_label(raw_sources, index)}, field 'connection': {missing_secret_message(name, secrets_file)}")
     return problems
@@ -170,12 +184,12 @@ def load_sources(path: Path, secrets_file: Path) -> SourcesFile:
     except yaml.YAMLError as err:
         raise SourcesConfigError(f"sources file {path} is not valid YAML: {err}") from None
     raw_sources = raw.get("sources") if isinstance(raw, dict) else None
+    problems = []
     try:
         sources = SourcesFile.model_validate(raw)
     except pydantic.ValidationError as err:
         problems = [_describe(e, raw_sources) for e in err.errors()]
-        raise SourcesConfigError(_report(path, problems)) from None
-    problems = _duplicate_problems(sources, raw_sources) + _secret_problems(sources, raw_sources, secrets_file)
+    problems += _duplicate_problems(raw_sources) + _secret_problems(raw_sources, secrets_file)
     if problems:
         raise SourcesConfigError(_report(path, problems))
     return sources

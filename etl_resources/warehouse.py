@@ -1,6 +1,7 @@
 """The warehouse resource and the partition load: delete the partition's rows and insert the new ones, in one transaction."""
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import dagster as dg
@@ -40,6 +41,18 @@ class Warehouse(dg.ConfigurableResource):
         return self.engine().url.render_as_string(hide_password=True)
 
 
+def _nested_as_json(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Lists and structs (e.g. PostgreSQL arrays) become JSON text, which every warehouse dialect can hold."""
+    nested = [name for name, dtype in frame.collect_schema().items() if dtype.is_nested()]
+    return frame.with_columns(
+        pl.col(name).map_batches(_json_series, return_dtype=pl.String) for name in nested
+    )
+
+
+def _json_series(series: pl.Series) -> pl.Series:
+    return pl.Series(series.name, [None if v is None else json.dumps(v, default=str) for v in series.to_list()], dtype=pl.String)
+
+
 @dataclass(frozen=True)
 class PartitionLoad:
     partition_key: str
@@ -62,7 +75,7 @@ def replace_partition(
     share one transaction, so a failed or killed load leaves the table as it was.
     """
     loaded_at = dt.datetime.now(dt.UTC)
-    frame = frame.with_columns(pl.lit(loaded_at).alias("_loaded_at"), pl.lit(partition_key).alias("_partition"))
+    frame = _nested_as_json(frame).with_columns(pl.lit(loaded_at).alias("_loaded_at"), pl.lit(partition_key).alias("_partition"))
     frame_schema = frame.collect_schema()
     rows = 0
     files: set[str] = set()

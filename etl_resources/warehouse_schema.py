@@ -2,12 +2,13 @@
 
 import polars as pl
 import sqlalchemy as sa
+from sqlalchemy.dialects import mssql
 
 LINEAGE_COLUMNS = ("_loaded_at", "_source_file", "_partition")
 
 
 def sql_type(dtype: pl.DataType) -> sa.types.TypeEngine:
-    """One mapping for every dialect; SQLAlchemy renders it (e.g. UnicodeText → TEXT or NVARCHAR(max))."""
+    """One mapping for every dialect, with T-SQL variants pinned so SQL Server never gets NTEXT, IMAGE or DATETIME."""
     if dtype == pl.Boolean:
         return sa.Boolean()
     if dtype in (pl.Int8, pl.Int16, pl.UInt8):
@@ -23,19 +24,21 @@ def sql_type(dtype: pl.DataType) -> sa.types.TypeEngine:
     if isinstance(dtype, pl.Decimal):
         return sa.Numeric(dtype.precision, dtype.scale)
     if isinstance(dtype, pl.Datetime):
-        return sa.DateTime(timezone=dtype.time_zone is not None)
+        if dtype.time_zone is not None:
+            return sa.DateTime(timezone=True).with_variant(mssql.DATETIMEOFFSET(), "mssql")
+        return sa.DateTime().with_variant(mssql.DATETIME2(), "mssql")
     if dtype == pl.Date:
-        return sa.Date()
+        return sa.Date().with_variant(mssql.DATE(), "mssql")
     if dtype == pl.Time:
-        return sa.Time()
+        return sa.Time().with_variant(mssql.TIME(), "mssql")
     if dtype == pl.Binary:
-        return sa.LargeBinary()
-    return sa.UnicodeText()
+        return sa.LargeBinary().with_variant(mssql.VARBINARY("max"), "mssql")
+    return sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")
 
 
 def lineage_columns() -> list[sa.Column]:
     return [
-        sa.Column("_loaded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("_loaded_at", sql_type(pl.Datetime("us", "UTC")), nullable=False),
         sa.Column("_source_file", sa.Unicode(1024), nullable=False),
         sa.Column("_partition", sa.Unicode(32), nullable=False, index=True),
     ]

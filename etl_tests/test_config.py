@@ -94,13 +94,19 @@ def test_bad_file_fails_at_load_naming_file_source_and_field(workdir, case):
 
 
 def test_every_problem_is_reported_at_once(workdir):
-    def two_problems(sources):
-        sources[0].update(start_date="yesterday")
-        sources[1].update(kind="ftp")
+    def four_problems(sources):
+        sources[0].update(start_date="yesterday", connection="postgresql+psycopg://etl:${MISSING_PW}@db/shop")
+        sources[1].update(kind="ftp", name="orders")
 
     with pytest.raises(SourcesConfigError) as raised:
-        build_definitions(write_sources(workdir, two_problems), str(workdir / "secrets.toml"))
-    assert "field 'start_date'" in str(raised.value) and "unknown kind 'ftp'" in str(raised.value)
+        build_definitions(write_sources(workdir, four_problems), str(workdir / "secrets.toml"))
+
+    problems = str(raised.value).splitlines()[1:]
+    assert len(problems) == 4
+    assert any("field 'start_date'" in p for p in problems)
+    assert any("unknown kind 'ftp'" in p for p in problems)
+    assert any("duplicate of sources[0]" in p for p in problems)
+    assert any("secret 'MISSING_PW' not found" in p for p in problems)
 
 
 def test_secret_from_the_secrets_file_satisfies_the_check(workdir):

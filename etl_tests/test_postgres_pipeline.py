@@ -45,7 +45,7 @@ def shop(postgres, platform, monkeypatch):
         conn.execute(sa.text("CREATE SCHEMA sales"))
         conn.execute(sa.text(
             "CREATE TABLE sales.orders (order_id bigint PRIMARY KEY, customer_id integer NOT NULL, "
-            "ordered_at timestamptz NOT NULL, amount numeric(12,2) NOT NULL, note text, paid boolean)"
+            "ordered_at timestamptz NOT NULL, amount numeric(12,2) NOT NULL, note text, paid boolean, tags text[])"
         ))
         conn.execute(sa.text("CREATE TABLE sales.customers (customer_id integer PRIMARY KEY, name text NOT NULL)"))
         rows, order_id = [], 0
@@ -54,8 +54,8 @@ def shop(postgres, platform, monkeypatch):
             for i in range(count):
                 order_id += 1
                 at = midnight + dt.timedelta(seconds=i * 8000 % 86_400)  # i = 0 sits exactly on midnight
-                rows.append({"id": order_id, "c": i % 5 + 1, "at": at, "amount": Decimal(f"{order_id * 3}.{order_id % 100:02d}"), "note": None if i % 3 else f"n{i}", "paid": i % 2 == 0})
-        conn.execute(sa.text("INSERT INTO sales.orders VALUES (:id, :c, :at, :amount, :note, :paid)"), rows)
+                rows.append({"id": order_id, "c": i % 5 + 1, "at": at, "amount": Decimal(f"{order_id * 3}.{order_id % 100:02d}"), "note": None if i % 3 else f"n{i}", "paid": i % 2 == 0, "tags": ["gift", f"d{i}"] if i % 4 == 0 else None})
+        conn.execute(sa.text("INSERT INTO sales.orders VALUES (:id, :c, :at, :amount, :note, :paid, :tags)"), rows)
         conn.execute(sa.text("INSERT INTO sales.customers SELECT g, 'customer ' || g FROM generate_series(1, 5) g"))
     engine.dispose()
     monkeypatch.setenv("SHOP_DB_PASSWORD", "unused-with-trust-auth")
@@ -106,6 +106,8 @@ def test_types_and_values_survive_end_to_end(platform, shop):
     assert columns["ordered_at"] == "timestamp with time zone"
     assert columns["paid"] == "boolean"
     assert columns["_partition"] == "character varying"
+    assert columns["tags"] == "text"
+    assert platform.query(defs, "SELECT tags FROM dw.orders WHERE tags IS NOT NULL ORDER BY order_id LIMIT 1") == [('["gift", "d0"]',)]
     window = "ordered_at >= '2026-11-02T00:00Z' AND ordered_at < '2026-11-03T00:00Z'"
     expected = source_sql(shop, f"SELECT COUNT(*), SUM(amount), SUM(order_id), SUM(EXTRACT(EPOCH FROM ordered_at)), COUNT(note) FROM sales.orders WHERE {window}")
     loaded = platform.query(defs, "SELECT COUNT(*), SUM(amount), SUM(order_id), SUM(EXTRACT(EPOCH FROM ordered_at)), COUNT(note) FROM dw.orders")

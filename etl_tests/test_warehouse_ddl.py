@@ -1,0 +1,58 @@
+"""The warehouse DDL for Azure SQL, compiled with SQLAlchemy's mssql dialect (no SQL Server can run here)."""
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.dialects import mssql, postgresql
+
+from etl_resources.audit import audit_log
+from etl_resources.warehouse_schema import lineage_columns, sql_type
+
+FRAME = pl.Schema(
+    {
+        "order_id": pl.Int64(),
+        "customer_id": pl.Int32(),
+        "amount": pl.Decimal(12, 2),
+        "ordered_at": pl.Datetime("us", "UTC"),
+        "shipped_at": pl.Datetime("us"),
+        "day": pl.Date(),
+        "paid": pl.Boolean(),
+        "note": pl.String(),
+        "blob": pl.Binary(),
+    }
+)
+
+
+def create_table(dialect) -> str:
+    table = sa.Table("orders", sa.MetaData(), *(sa.Column(n, sql_type(t)) for n, t in FRAME.items()), *lineage_columns(), schema="dw")
+    return str(sa.schema.CreateTable(table).compile(dialect=dialect))
+
+
+def test_azure_sql_gets_modern_tsql_types():
+    ddl = create_table(mssql.dialect())
+
+    for expected in (
+        "[order_id] BIGINT",
+        "customer_id INTEGER",
+        "amount NUMERIC(12, 2)",
+        "ordered_at DATETIMEOFFSET",
+        "shipped_at DATETIME2",
+        "day DATE",
+        "paid BIT",
+        "note NVARCHAR(max)",
+        "[blob] VARBINARY(max)",
+        "_loaded_at DATETIMEOFFSET NOT NULL",
+        "_partition NVARCHAR(32) NOT NULL",
+    ):
+        assert expected.replace("[", "").replace("]", "") in ddl.replace("[", "").replace("]", "")
+    for legacy in ("NTEXT", "IMAGE", " DATETIME,", " DATETIME\n"):
+        assert legacy not in ddl
+    audit = str(sa.schema.CreateTable(audit_log).compile(dialect=mssql.dialect()))
+    assert "IDENTITY" in audit and "started_at DATETIMEOFFSET NOT NULL" in audit and "error_message NVARCHAR(max)" in audit
+
+
+def test_postgresql_keeps_zones_and_decimals():
+    ddl = create_table(postgresql.dialect())
+
+    assert "ordered_at TIMESTAMP WITH TIME ZONE" in ddl
+    assert "shipped_at TIMESTAMP WITHOUT TIME ZONE" in ddl
+    assert "amount NUMERIC(12, 2)" in ddl and "note TEXT" in ddl and "blob BYTEA" in ddl
