@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from etl_resources.secrets import lookup_secret, missing_secret_message, secret_names
+from etl_resources.secrets import SECRET_REF, lookup_secret, missing_secret_message, secret_names
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER)]
@@ -62,6 +62,8 @@ class SqlSource(BaseModel):
             raise ValueError("give exactly one of `table` or `query`")
         if self.mode == "incremental" and not self.watermark_column:
             raise ValueError("mode `incremental` needs `watermark_column`: the column whose value places a row in a day")
+        if SECRET_REF.fullmatch(self.connection.strip()):
+            return self
         try:
             sa.make_url(self.connection)
         except sa.exc.ArgumentError as err:
@@ -70,6 +72,9 @@ class SqlSource(BaseModel):
 
     @property
     def protocol(self) -> str:
+        """The dialect, e.g. postgresql; `sql` when the whole URL is one secret and so unknown until run time."""
+        if SECRET_REF.fullmatch(self.connection.strip()):
+            return "sql"
         return sa.make_url(self.connection).get_backend_name()
 
     @property

@@ -64,7 +64,7 @@ def open_lake(url: str, account_key: str | None = None, endpoint: str | None = N
         raise ValueError(f"lake url {url!r} must look like abfss://<container>@<account>.dfs.core.windows.net/<prefix>")
     root = f"{container}/{parsed.path.strip('/')}".rstrip("/")
     fs, polars_options = _azure_filesystem(account, account_key, endpoint)
-    display_root = f"abfss://{container}@{account_host or account}{('/' + parsed.path.strip('/')) if parsed.path.strip('/') else ''}"
+    display_root = f"abfss://{container}@{account_host}/{parsed.path.strip('/')}".rstrip("/")
     return Lake(fs=fs, root=root, display_root=display_root, polars_prefix="az://", polars_options=polars_options)
 
 
@@ -153,7 +153,9 @@ def write_partition(
 
 
 def _commit_file(fs: fsspec.AbstractFileSystem, staged: str, partition_dir: str, write_id: str) -> str:
-    target = f"{partition_dir}/part-{write_id}-{staged.rsplit('-', 1)[1]}"
+    """`_staging/<write id>/part-00003.parquet` → `date=<key>/part-<write id>-00003.parquet`."""
+    number = staged.rsplit("/", 1)[1].removeprefix("part-")
+    target = f"{partition_dir}/part-{write_id}-{number}"
     fs.mv(staged, target)
     return target
 

@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -27,8 +28,6 @@ class Warehouse(dg.ConfigurableResource):
         if self._engine is None:
             url = self.secrets.url(self.url)
             if url.get_backend_name() == "sqlite" and url.database:
-                from pathlib import Path
-
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             self._engine = sa.create_engine(url, pool_pre_ping=True)
         return self._engine

@@ -130,6 +130,11 @@ def test_secrets_fill_url_parts_without_escaping(workdir, monkeypatch):
 
 def test_whole_url_from_one_secret(workdir, monkeypatch):
     monkeypatch.setenv("SHOP_DB_URL", "postgresql+psycopg://etl:pw@db/shop")
+    path = write_sources(workdir, lambda s: s[0].update(connection="${SHOP_DB_URL}"))
+
+    defs = build_definitions(path, str(workdir / "secrets.toml"))
+
+    assert len(defs.assets) == 4
     assert resolve_url("${SHOP_DB_URL}", workdir / "none.toml").database == "shop"
 
 
