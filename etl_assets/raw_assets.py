@@ -1,14 +1,13 @@
 """Raw assets: each enabled source's rows for a day, extracted in batches and stored as Parquet by the lake IO manager."""
 
 import datetime as dt
-from collections.abc import Callable, Iterator
 
 import dagster as dg
-import polars as pl
 
 from etl_assets.audit_events import record_audit
 from etl_assets.partitions import daily_partitions, partition_window
 from etl_resources.config import SqlSource
+from etl_resources.lake_io_manager import PartitionStream
 from etl_resources.secrets import SecretResolver
 from etl_resources.sql_extract import extract
 from etl_resources.warehouse import Warehouse
@@ -18,15 +17,6 @@ PROTOCOL_KINDS = {"postgresql": "postgres", "mssql": "azure_sql", "sqlite": "sql
 
 def raw_key(source: SqlSource) -> dg.AssetKey:
     return dg.AssetKey(["raw", source.name])
-
-
-def _on_failure(frames: Iterator[pl.DataFrame], report: Callable[[Exception], None]) -> Iterator[pl.DataFrame]:
-    """Extraction runs lazily inside the IO manager's write, so failures are caught where the batches are pulled."""
-    try:
-        yield from frames
-    except Exception as err:
-        report(err)
-        raise
 
 
 def build_raw_asset(source: SqlSource) -> dg.AssetsDefinition:
@@ -54,8 +44,7 @@ def build_raw_asset(source: SqlSource) -> dg.AssetsDefinition:
             def report(err: Exception, key: str = key) -> None:
                 record_audit(context, warehouse, source, key, "extract", started, error=err)
 
-            frames[key] = _on_failure(extract(source, url, window), report)
-        # Wrapped in Output: a bare generator would be taken for a stream of Dagster events.
-        return dg.Output(frames if len(frames) > 1 else frames[context.partition_key])
+            frames[key] = PartitionStream(frames=extract(source, url, window), on_failure=report)
+        return frames if len(frames) > 1 else frames[context.partition_key]
 
     return _raw

@@ -1,6 +1,7 @@
 """IO manager that stores daily-partitioned assets as Parquet partitions in the lake, including partition ranges."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
@@ -11,7 +12,17 @@ from etl_resources.lake import Lake, PartitionWrite, open_lake, scan_partition, 
 DEFAULT_LAKE_URL = ".etl/lake"
 SOURCE_FILE_COLUMN = "_source_file"
 
-Frames = pl.DataFrame | Iterable[pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class PartitionStream:
+    """One partition's batches, and whom to tell if writing them fails (in the extract or in the commit)."""
+
+    frames: Iterable[pl.DataFrame]
+    on_failure: Callable[[Exception], None]
+
+
+Frames = pl.DataFrame | Iterable[pl.DataFrame] | PartitionStream
 
 
 def dataset_name(asset_key: dg.AssetKey) -> str:
@@ -35,8 +46,8 @@ def write_metadata(lake: Lake, written: PartitionWrite) -> dict[str, object]:
 class LakeIOManager(dg.ConfigurableIOManager):
     """Parquet partitions at <url>/<asset key>/date=YYYY-MM-DD/: a local folder, or abfss:// on ADLS Gen2.
 
-    Outputs may be one frame, an iterable of frames (streamed batch by batch), or, for a run over a
-    partition range, a mapping of partition key to either. Inputs load as `pl.LazyFrame`, or a mapping of
+    Outputs may be one frame, an iterable of frames (streamed batch by batch), a `PartitionStream`, or, for a
+    run over a partition range, a mapping of partition key to any of these. Inputs load as `pl.LazyFrame`, or a mapping of
     partition key to `pl.LazyFrame` when the run covers several partitions.
     """
 
@@ -67,8 +78,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
         else:
             raise dg.DagsterInvariantViolationError(f"{dataset}: the lake IO manager stores daily-partitioned assets only")
         for key in keys:
-            frames = by_key[key]
-            written = write_partition(lake, dataset, key, [frames] if isinstance(frames, pl.DataFrame) else frames, context.log)
+            stream = _as_stream(by_key[key])
+            try:
+                written = write_partition(lake, dataset, key, stream.frames, context.log)
+            except Exception as err:
+                stream.on_failure(err)
+                raise
             context.log.info(f"{dataset} {key}: committed {written.rows:,} rows in {len(written.files)} file(s)")
             context.step_context.add_asset_metadata(write_metadata(lake, written), asset_key=context.asset_key, partition_key=key)
 
@@ -78,3 +93,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
         keys = context.asset_partition_keys
         frames = {key: scan_partition(lake, dataset, key, file_column=SOURCE_FILE_COLUMN) for key in keys}
         return frames if len(keys) > 1 else frames[keys[0]]
+
+
+def _as_stream(frames: Frames) -> PartitionStream:
+    if isinstance(frames, PartitionStream):
+        return frames
+    return PartitionStream(frames=[frames] if isinstance(frames, pl.DataFrame) else frames, on_failure=lambda err: None)

@@ -68,3 +68,18 @@ def test_rematerializing_a_partition_leaves_the_same_rows(platform, monkeypatch)
         ("shop_customers", "load", "success", 200),
         ("shop_orders", "load", "success", expected),
     ] * 2
+
+
+def test_a_lake_that_cannot_be_written_fails_the_run_and_is_audited(platform, workdir):
+    ensure_demo_database()
+    (workdir / "not-a-folder").write_text("a file where the lake should be")
+    defs = platform.configure(DEMO_SOURCES_FILE.read_text(), lake_url=str(workdir / "not-a-folder/lake"))
+
+    result = platform.materialize(defs, YESTERDAY, selection=["raw/shop_orders", "warehouse/shop/orders"], raise_on_error=False)
+
+    assert not result.success
+    audit = platform.query(defs, "SELECT source_name, partition_key, step, status, error_message FROM etl_audit_log")
+    assert len(audit) == 1
+    assert audit[0][:4] == ("shop_orders", YESTERDAY, "extract", "failure")
+    assert "not-a-folder" in audit[0][4]
+    assert platform.query(defs, "SELECT name FROM sqlite_master WHERE name = 'orders'") == []
