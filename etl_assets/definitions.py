@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
+from etl_assets.kinds import database_kind
 from etl_assets.sources_component import SourcesComponent
 from etl_resources.defaults import default_resources
 from etl_resources.secrets import DEFAULT_SECRETS_FILE
@@ -14,10 +15,13 @@ from etl_resources.secrets import DEFAULT_SECRETS_FILE
 def build_definitions(sources_file: Path, secrets_file: str) -> dg.Definitions:
     if sources_file == DEMO_SOURCES_FILE:
         ensure_demo_database()
-    return dg.Definitions.merge(
-        dg.build_defs_for_component(SourcesComponent(sources_file=str(sources_file), secrets_file=secrets_file)),
-        dg.Definitions(resources=default_resources(secrets_file)),
+    resources = default_resources(secrets_file)
+    component = SourcesComponent(
+        sources_file=str(sources_file),
+        secrets_file=secrets_file,
+        warehouse_kind=database_kind(resources["warehouse"].url),
     )
+    return dg.Definitions.merge(dg.build_defs_for_component(component), dg.Definitions(resources=resources))
 
 
 defs = build_definitions(

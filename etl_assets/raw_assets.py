@@ -5,15 +5,13 @@ import datetime as dt
 import dagster as dg
 
 from etl_assets.audit_events import record_audit
+from etl_assets.kinds import database_kind
 from etl_assets.partitions import daily_partitions, partition_window
 from etl_resources.config import SqlSource
 from etl_resources.lake_io_manager import PartitionStream
 from etl_resources.secrets import SecretResolver
 from etl_resources.sql_extract import extract
 from etl_resources.warehouse import Warehouse
-
-PROTOCOL_KINDS = {"postgresql": "postgres", "mssql": "azure_sql", "sqlite": "sqlite", "mysql": "mysql", "oracle": "oracle"}
-
 
 def raw_key(source: SqlSource) -> dg.AssetKey:
     return dg.AssetKey(["raw", source.name])
@@ -27,7 +25,7 @@ def build_raw_asset(source: SqlSource) -> dg.AssetsDefinition:
         description=source.one_line_description,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={PROTOCOL_KINDS.get(source.protocol, "sql"), "parquet"},
+        kinds={database_kind(source.connection), "parquet"},
         group_name=source.group or source.name,
         io_manager_key="lake_io_manager",
         metadata={"source": source.name, "mode": source.mode, "extract": source.table or source.query},

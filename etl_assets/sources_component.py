@@ -15,9 +15,10 @@ class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
 
     sources_file: str
     secrets_file: str = DEFAULT_SECRETS_FILE
+    warehouse_kind: str = "sql"
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         sources = load_sources(Path(self.sources_file), Path(self.secrets_file))
         return dg.Definitions(
-            assets=[asset for source in sources.enabled for asset in (build_raw_asset(source), build_warehouse_asset(source))]
+            assets=[asset for source in sources.enabled for asset in (build_raw_asset(source), build_warehouse_asset(source, self.warehouse_kind))]
         )

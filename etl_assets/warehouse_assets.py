@@ -24,7 +24,7 @@ def table_schema(engine: sa.Engine, schema: str | None, table: str) -> dg.TableS
     return dg.TableSchema(columns=[dg.TableColumn(c["name"], str(c["type"])) for c in columns])
 
 
-def build_warehouse_asset(source: SqlSource) -> dg.AssetsDefinition:
+def build_warehouse_asset(source: SqlSource, warehouse_kind: str) -> dg.AssetsDefinition:
     target = source.target
 
     @dg.asset(
@@ -33,7 +33,7 @@ def build_warehouse_asset(source: SqlSource) -> dg.AssetsDefinition:
         ins={"partition": dg.AssetIn(key=raw_key(source))},
         partitions_def=daily_partitions(source.start_date),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"sql", "table"},
+        kinds={warehouse_kind, "table"},
         group_name=source.group or source.name,
         metadata={"source": source.name, "dagster/table_name": target.qualified},
     )

@@ -123,8 +123,9 @@ def write_partition(
     staged: list[str] = []
     schema: pl.Schema | None = None
     rows = 0
+    batches = iter(frames)
     try:
-        for frame in frames:
+        for frame in batches:
             schema, frame = _unify(schema, frame)
             if frame.height == 0 and staged:
                 continue
@@ -147,6 +148,9 @@ def write_partition(
         }
         fs.pipe_file(f"{lake.partition_dir(dataset, partition_key)}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
     finally:
+        # Closing the stream now, not at garbage collection, releases the source's connection and cursor.
+        if hasattr(batches, "close"):
+            batches.close()
         _remove(fs, staging)
     _remove_stale(fs, lake.partition_dir(dataset, partition_key), keep=set(manifest["files"]) | {MANIFEST})
     return PartitionWrite(partition_key=partition_key, files=final, rows=rows, bytes=sum(sizes), schema=schema)

@@ -29,8 +29,17 @@ def dataset_name(asset_key: dg.AssetKey) -> str:
     return "/".join(asset_key.path)
 
 
+def type_name(dtype: pl.DataType) -> str:
+    """Short Parquet-style names for the UI's column table (`timestamp[us, UTC]`, `decimal(12,2)`, `int64`)."""
+    if isinstance(dtype, pl.Datetime):
+        return f"timestamp[{dtype.time_unit}{', ' + dtype.time_zone if dtype.time_zone else ''}]"
+    if isinstance(dtype, pl.Decimal):
+        return f"decimal({dtype.precision},{dtype.scale})"
+    return str(dtype).lower()
+
+
 def column_schema(schema: pl.Schema) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()])
+    return dg.TableSchema(columns=[dg.TableColumn(name, type_name(dtype)) for name, dtype in schema.items()])
 
 
 def write_metadata(lake: Lake, written: PartitionWrite) -> dict[str, object]:

@@ -60,6 +60,7 @@ def test_the_ui_lists_every_asset_of_the_demo(dagster_dev):
     orders = graphql(dagster_dev, ASSET, path=["raw", "shop_orders"])["assetNodeOrError"]
     assert orders["description"].startswith("Orders placed in the demo shop")
     assert set(orders["kinds"]) == {"sqlite", "parquet"}
+    assert set(graphql(dagster_dev, ASSET, path=["warehouse", "shop", "orders"])["assetNodeOrError"]["kinds"]) == {"sqlite", "table"}
 
 
 def test_a_date_range_backfill_from_graphql_runs_once_and_loads_the_warehouse(dagster_dev):

@@ -87,7 +87,10 @@ def test_single_run_backfill_of_three_days_gives_three_partitions(platform, shop
         event = platform.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey(["raw", "orders"]), asset_partitions=[day]), limit=1
         ).records[0]
-        assert event.asset_materialization.metadata["dagster/row_count"].value == ROWS_PER_DAY[day]
+        metadata = event.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == ROWS_PER_DAY[day]
+        columns = {c.name: c.type for c in metadata["dagster/column_schema"].value.columns}
+        assert (columns["customer_id"], columns["amount"], columns["ordered_at"]) == ("int32", "decimal(12,2)", "timestamp[us, UTC]")
     counts = platform.query(defs, "SELECT _partition, COUNT(*) FROM dw.orders GROUP BY _partition ORDER BY 1")
     assert counts == [(day, ROWS_PER_DAY[day]) for day in DAYS]
     assert platform.query(defs, "SELECT _partition, COUNT(*) FROM dw.customers GROUP BY 1 ORDER BY 1") == [(day, 5) for day in DAYS]
