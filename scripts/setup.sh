@@ -8,7 +8,14 @@ PYTHON=${PYTHON:-python3.11}
 AZURITE_VERSION=3.37.0
 
 if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
+    if ! "$PYTHON" -m venv .venv >/dev/null 2>&1; then
+        # Debian's own Python ships venv separately.
+        rm -rf .venv
+        echo "setup: installing python3-venv from Debian's packages"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        "$PYTHON" -m venv .venv
+    fi
 fi
 stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
