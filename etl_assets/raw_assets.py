@@ -13,6 +13,7 @@ from etl_resources.secrets import SecretResolver
 from etl_resources.sql_extract import extract
 from etl_resources.warehouse import Warehouse
 
+
 def raw_key(source: SqlSource) -> dg.AssetKey:
     return dg.AssetKey(["raw", source.name])
 

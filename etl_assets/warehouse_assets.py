@@ -3,7 +3,6 @@
 import datetime as dt
 
 import dagster as dg
-import polars as pl
 import sqlalchemy as sa
 
 from etl_assets.audit_events import record_audit
@@ -11,6 +10,7 @@ from etl_assets.partitions import daily_partitions
 from etl_assets.raw_assets import raw_key
 from etl_resources.config import SqlSource
 from etl_resources.warehouse import Warehouse, replace_partition
+from etl_resources.warehouse_schema import effective_schema
 
 
 def warehouse_key(source: SqlSource) -> dg.AssetKey:
@@ -19,8 +19,7 @@ def warehouse_key(source: SqlSource) -> dg.AssetKey:
 
 def table_schema(engine: sa.Engine, schema: str | None, table: str) -> dg.TableSchema:
     with engine.connect() as conn:
-        schema = None if conn.dialect.name == "sqlite" else schema
-        columns = sa.inspect(conn).get_columns(table, schema=schema)
+        columns = sa.inspect(conn).get_columns(table, schema=effective_schema(conn, schema))
     return dg.TableSchema(columns=[dg.TableColumn(c["name"], str(c["type"])) for c in columns])
 
 
@@ -38,6 +37,7 @@ def build_warehouse_asset(source: SqlSource, warehouse_kind: str) -> dg.AssetsDe
         metadata={"source": source.name, "dagster/table_name": target.qualified},
     )
     def _load(context: dg.AssetExecutionContext, partition, warehouse: Warehouse) -> dg.MaterializeResult:
+        # `partition` is a LazyFrame, or {day: LazyFrame} when the run covers several days (see LakeIOManager).
         by_key = partition if isinstance(partition, dict) else {context.partition_key: partition}
         engine = warehouse.engine()
         for key, frame in sorted(by_key.items()):

@@ -194,12 +194,9 @@ def partition_files(lake: Lake, dataset: str, partition_key: str) -> list[str]:
 
 def scan_partition(lake: Lake, dataset: str, partition_key: str, file_column: str | None = None) -> pl.LazyFrame:
     """A lazy frame over the committed files of one partition; `file_column` names each row's file."""
-    scans = [
-        pl.scan_parquet(lake.polars_path(path), storage_options=lake.polars_options)
-        if file_column is None
-        else pl.scan_parquet(lake.polars_path(path), storage_options=lake.polars_options).with_columns(
-            pl.lit(lake.display(path)).alias(file_column)
-        )
-        for path in partition_files(lake, dataset, partition_key)
-    ]
-    return pl.concat(scans, how="diagonal_relaxed")
+
+    def scan(path: str) -> pl.LazyFrame:
+        frame = pl.scan_parquet(lake.polars_path(path), storage_options=lake.polars_options)
+        return frame if file_column is None else frame.with_columns(pl.lit(lake.display(path)).alias(file_column))
+
+    return pl.concat([scan(path) for path in partition_files(lake, dataset, partition_key)], how="diagonal_relaxed")

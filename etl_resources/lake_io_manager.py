@@ -13,7 +13,6 @@ DEFAULT_LAKE_URL = ".etl/lake"
 SOURCE_FILE_COLUMN = "_source_file"
 
 
-
 @dataclass(frozen=True)
 class PartitionStream:
     """One partition's batches, and whom to tell if writing them fails (in the extract or in the commit)."""
@@ -56,8 +55,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
     """Parquet partitions at <url>/<asset key>/date=YYYY-MM-DD/: a local folder, or abfss:// on ADLS Gen2.
 
     Outputs may be one frame, an iterable of frames (streamed batch by batch), a `PartitionStream`, or, for a
-    run over a partition range, a mapping of partition key to any of these. Inputs load as `pl.LazyFrame`, or a mapping of
-    partition key to `pl.LazyFrame` when the run covers several partitions.
+    run over a partition range, a mapping of partition key to any of these. Inputs load as `pl.LazyFrame`
+    (with a `_source_file` column), or a mapping of partition key to `pl.LazyFrame` for several partitions.
     """
 
     url: str = DEFAULT_LAKE_URL

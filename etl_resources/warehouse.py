@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pydantic import PrivateAttr
 
 from etl_resources.secrets import SecretResolver
-from etl_resources.warehouse_schema import effective_schema, ensure_table
+from etl_resources.warehouse_schema import ensure_table
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
 INSERT_CHUNK_ROWS = 10_000
@@ -87,5 +87,4 @@ def replace_partition(
             files.update(batch.get_column("_source_file").unique().to_list())
             conn.execute(table.insert(), batch.to_dicts())
             rows += batch.height
-        qualified = f"{effective_schema(conn, schema)}.{table_name}" if effective_schema(conn, schema) else table_name
-    return PartitionLoad(partition_key=partition_key, rows=rows, files=len(files), table=qualified, added_columns=added)
+    return PartitionLoad(partition_key=partition_key, rows=rows, files=len(files), table=table.fullname, added_columns=added)
