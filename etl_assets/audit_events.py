@@ -5,20 +5,21 @@ import datetime as dt
 import dagster as dg
 
 from etl_resources.audit import AuditRow, write_audit_row
-from etl_resources.config import SqlSource
+from etl_resources.config import AnySource
 from etl_resources.warehouse import Warehouse
 
 
 def record_audit(
     context: dg.AssetExecutionContext,
     warehouse: Warehouse,
-    source: SqlSource,
+    source: AnySource,
     partition_key: str,
     step: str,
     started_at: dt.datetime,
     rows: int | None = None,
     files: int | None = None,
-    error: Exception | None = None,
+    error: Exception | str | None = None,
+    status: str | None = None,
 ) -> None:
     row = AuditRow(
         run_id=context.run.run_id,
@@ -28,12 +29,12 @@ def record_audit(
         target_table=source.target.qualified,
         partition_key=partition_key,
         step=step,
-        status="failure" if error else "success",
+        status=status or ("failure" if error else "success"),
         started_at=started_at,
         finished_at=dt.datetime.now(dt.UTC),
         rows_loaded=rows,
         parquet_files=files,
-        error_message=f"{type(error).__name__}: {error}" if error else None,
+        error_message=error if isinstance(error, str) or error is None else f"{type(error).__name__}: {error}",
     )
     try:
         write_audit_row(warehouse.engine(), row)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
+from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database, ensure_demo_secret
 from etl_assets.kinds import database_kind
 from etl_assets.sources_component import SourcesComponent
 from etl_resources.defaults import default_resources
@@ -15,6 +15,7 @@ from etl_resources.secrets import DEFAULT_SECRETS_FILE
 def build_definitions(sources_file: Path, secrets_file: str) -> dg.Definitions:
     if sources_file == DEMO_SOURCES_FILE:
         ensure_demo_database()
+        ensure_demo_secret(Path(secrets_file))
     resources = default_resources(secrets_file)
     component = SourcesComponent(
         sources_file=str(sources_file),

@@ -1,49 +1,118 @@
-"""Raw assets: each enabled source's rows for a day, extracted in batches and stored as Parquet by the lake IO manager."""
+"""Raw assets: each source's rows for a day, validated against its contract, stored as Parquet by the lake IO manager.
+
+One step per source materializes `raw/<source>`, `rejects/<source>` (when a contract is declared) and runs
+the source's checks.
+"""
 
 import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from etl_assets.audit_events import record_audit
 from etl_assets.kinds import database_kind
 from etl_assets.partitions import daily_partitions, partition_window
-from etl_resources.config import SqlSource
-from etl_resources.lake_io_manager import PartitionStream
+from etl_assets.source_checks import REJECT_RATE, Tally, check_results, check_specs
+from etl_resources.config import AnySource, Contract, SqlSource
+from etl_resources.contract import REJECT_SCHEMA, apply_contract
+from etl_resources.lake_io_manager import LakeIOManager, PartitionStream, dataset_name
+from etl_resources.rest_extract import extract_rest
 from etl_resources.secrets import SecretResolver
 from etl_resources.sql_extract import extract
 from etl_resources.warehouse import Warehouse
 
 
-def raw_key(source: SqlSource) -> dg.AssetKey:
+def raw_key(source: AnySource) -> dg.AssetKey:
     return dg.AssetKey(["raw", source.name])
 
 
-def build_raw_asset(source: SqlSource) -> dg.AssetsDefinition:
-    partitions_def = daily_partitions(source.start_date)
+def rejects_key(source: AnySource) -> dg.AssetKey:
+    return dg.AssetKey(["rejects", source.name])
 
-    @dg.asset(
-        key=raw_key(source),
-        description=source.one_line_description,
+
+def _batches(source: AnySource, secrets: SecretResolver, window: tuple[dt.datetime, dt.datetime], log) -> Iterator[pl.DataFrame]:
+    if isinstance(source, SqlSource):
+        return extract(source, secrets.url(source.connection), window if source.mode == "incremental" else None)
+    return extract_rest(source, Path(secrets.secrets_file), window, log)
+
+
+def _validated(frames: Iterator[pl.DataFrame], contract: Contract | None, partition_key: str, tally: Tally) -> Iterator[pl.DataFrame]:
+    for frame in frames:
+        split = apply_contract(contract, frame, tally.read, partition_key)
+        tally.read += frame.height
+        if split.rejects.height:
+            tally.rejects.append(split.rejects)
+        yield split.valid
+
+
+def _one_or_many(by_key: dict, context: dg.AssetExecutionContext):
+    return by_key if len(by_key) > 1 else by_key[context.partition_key]
+
+
+def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
+    partitions_def = daily_partitions(source.start_date)
+    kind = database_kind(source.connection) if isinstance(source, SqlSource) else "api"
+    outs = {
+        "raw": dg.AssetOut(
+            key=raw_key(source),
+            description=source.one_line_description,
+            kinds={kind, "parquet"},
+            group_name=source.group or source.name,
+            io_manager_key="lake_io_manager",
+            metadata={"source": source.name, "kind": source.kind},
+        )
+    }
+    if source.contract is not None:
+        outs["rejects"] = dg.AssetOut(
+            key=rejects_key(source),
+            description=f"Rows of {source.name} that break its contract, each with its reasons and the original record.",
+            kinds={"parquet"},
+            group_name=source.group or source.name,
+            io_manager_key="lake_io_manager",
+        )
+
+    @dg.multi_asset(
+        name=f"extract_{source.name}",
+        outs=outs,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={database_kind(source.connection), "parquet"},
-        group_name=source.group or source.name,
-        io_manager_key="lake_io_manager",
-        metadata={"source": source.name, "mode": source.mode, "extract": source.table or source.query},
+        check_specs=check_specs(source, raw_key(source)),
     )
-    def _raw(context: dg.AssetExecutionContext, secrets: SecretResolver, warehouse: Warehouse):
-        url = secrets.url(source.connection)
+    def _extract(
+        context: dg.AssetExecutionContext,
+        secrets: SecretResolver,
+        warehouse: Warehouse,
+        lake_io_manager: dg.ResourceParam[LakeIOManager],
+    ):
         started = dt.datetime.now(dt.UTC)
-        frames = {}
+        tallies = {key: Tally() for key in context.partition_keys}
+        streams = {}
         for key in context.partition_keys:
-            window = partition_window(partitions_def, key) if source.mode == "incremental" else None
-            if window:
+            window = partition_window(partitions_def, key)
+            if isinstance(source, SqlSource) and source.mode == "incremental":
                 context.log.info(f"{source.name} {key}: rows with {source.watermark_column} in [{window[0]:%Y-%m-%d %H:%M}, {window[1]:%Y-%m-%d %H:%M}) UTC")
 
             def report(err: Exception, key: str = key) -> None:
                 record_audit(context, warehouse, source, key, "extract", started, error=err)
 
-            frames[key] = PartitionStream(frames=extract(source, url, window), on_failure=report)
-        return frames if len(frames) > 1 else frames[context.partition_key]
+            frames = _validated(_batches(source, secrets, window, context.log), source.contract, key, tallies[key])
+            streams[key] = PartitionStream(frames=frames, on_failure=report)
+        # Each Output is stored before this generator resumes, so the tallies are complete below.
+        yield dg.Output(_one_or_many(streams, context), output_name="raw")
+        for key, tally in tallies.items():
+            if tally.rejected:
+                context.log.warning(f"{source.name} {key}: {tally.rejected:,} of {tally.read:,} rows rejected")
+        if source.contract is not None:
+            rejects = {key: tally.rejects or [pl.DataFrame(schema=REJECT_SCHEMA)] for key, tally in tallies.items()}
+            yield dg.Output(_one_or_many(rejects, context), output_name="rejects")
+        results = check_results(source, lake_io_manager.lake(), dataset_name(raw_key(source)), tallies)
+        for result in results:
+            if not result.passed and result.check_name == REJECT_RATE:
+                # The load will not run for these days; the audit log says why.
+                for key in tallies:
+                    record_audit(context, warehouse, source, key, "check", started, error=result.description, status="blocked")
+        yield from results
 
-    return _raw
+    return _extract

@@ -6,14 +6,16 @@ import dagster as dg
 import sqlalchemy as sa
 
 from etl_assets.audit_events import record_audit
+from etl_assets.gate import blocking_check_failures
 from etl_assets.partitions import daily_partitions
 from etl_assets.raw_assets import raw_key
-from etl_resources.config import SqlSource
+from etl_assets.source_checks import check_specs
+from etl_resources.config import AnySource
 from etl_resources.warehouse import Warehouse, replace_partition
 from etl_resources.warehouse_schema import effective_schema
 
 
-def warehouse_key(source: SqlSource) -> dg.AssetKey:
+def warehouse_key(source: AnySource) -> dg.AssetKey:
     return dg.AssetKey(["warehouse", *([source.target.schema_] if source.target.schema_ else []), source.target.table])
 
 
@@ -23,8 +25,9 @@ def table_schema(engine: sa.Engine, schema: str | None, table: str) -> dg.TableS
     return dg.TableSchema(columns=[dg.TableColumn(c["name"], str(c["type"])) for c in columns])
 
 
-def build_warehouse_asset(source: SqlSource, warehouse_kind: str) -> dg.AssetsDefinition:
+def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDefinition:
     target = source.target
+    blocking = [spec for spec in check_specs(source, raw_key(source)) if spec.blocking]
 
     @dg.asset(
         key=warehouse_key(source),
@@ -42,6 +45,14 @@ def build_warehouse_asset(source: SqlSource, warehouse_kind: str) -> dg.AssetsDe
         engine = warehouse.engine()
         for key, frame in sorted(by_key.items()):
             started = dt.datetime.now(dt.UTC)
+            reasons = blocking_check_failures(context.instance, blocking, raw_key(source), key)
+            if reasons:
+                failure = dg.Failure(
+                    description=f"not loading {target.qualified} for {key}: {'; '.join(reasons)} "
+                    f"(fix: see rejects/{source.name}, correct the source or its contract, then re-materialize raw/{source.name})"
+                )
+                record_audit(context, warehouse, source, key, "load", started, error=failure)
+                raise failure
             try:
                 loaded = replace_partition(engine, target.schema_, target.table, key, frame)
             except Exception as err:

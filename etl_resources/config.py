@@ -1,6 +1,7 @@
 """The sources file: a YAML list of sources validated with pydantic, with errors that name file, source and field."""
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,24 +38,85 @@ class Target(BaseModel):
         return f"{self.schema_}.{self.table}" if self.schema_ else self.table
 
 
-class SqlSource(BaseModel):
-    """A table or query in any database SQLAlchemy can reach."""
+COLUMN_TYPE = r"^(string|int|float|bool|date|timestamp|decimal\(\d{1,2},\d{1,2}\))$"
 
+
+class ColumnRule(BaseModel):
+    """What a valid value of one column is, and how it is normalised first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Annotated[str, StringConstraints(pattern=COLUMN_TYPE)] = "string"
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str | int | float | bool] | None = None
+    pattern: str | None = None
+    not_empty: bool = False
+    trim: bool = True
+    lowercase: bool = False
+
+    @model_validator(mode="after")
+    def _pattern_compiles(self) -> "ColumnRule":
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as err:
+                raise ValueError(f"`pattern` is not a regular expression: {err}") from None
+        return self
+
+
+class Contract(BaseModel):
+    """The row contract: declared columns with types and rules; rows that break it go to the rejects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: dict[str, ColumnRule]
+    keys: list[str] = []
+    extra_columns: Literal["keep", "drop"] = "drop"
+
+    @model_validator(mode="after")
+    def _keys_declared(self) -> "Contract":
+        unknown = [key for key in self.keys if key not in self.columns]
+        if unknown:
+            raise ValueError(f"`keys` {unknown} are not declared in `columns`")
+        return self
+
+
+class Checks(BaseModel):
+    """The asset checks generated for a source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reject_rate_max: float = Field(default=0.05, ge=0, le=1)
+    min_rows: int = Field(default=1, ge=0)
+    min_rows_severity: Literal["warn", "error"] = "error"
+    schema_change: bool = True
+
+
+class BaseSource(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: SourceName
-    kind: Literal["sql"]
     description: str | None = None
-    connection: str
-    table: QualifiedTable | None = None
-    query: str | None = None
-    mode: Literal["snapshot", "incremental"] = "snapshot"
-    watermark_column: str | None = None
     start_date: dt.date
     target: Target
     enabled: bool = True
     batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
     group: Identifier | None = None
+    contract: Contract | None = None
+    checks: Checks = Checks()
+
+
+class SqlSource(BaseSource):
+    """A table or query in any database SQLAlchemy can reach."""
+
+    kind: Literal["sql"]
+    connection: str
+    table: QualifiedTable | None = None
+    query: str | None = None
+    mode: Literal["snapshot", "incremental"] = "snapshot"
+    watermark_column: str | None = None
 
     @model_validator(mode="after")
     def _table_or_query(self) -> "SqlSource":
@@ -85,7 +147,108 @@ class SqlSource(BaseModel):
         return f"{self.mode.capitalize()} extract of {what} from {self.protocol}, one Parquet partition a day."
 
 
-Source = Annotated[SqlSource, Field(discriminator="kind")]
+class ApiKeyAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: Literal["api_key"]
+    name: str = "X-API-KEY"
+    location: Literal["header", "query"] = Field(default="header", alias="in")
+    value: str
+
+
+class BearerAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["bearer"]
+    token: str
+
+
+class BasicAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["basic"]
+    username: str
+    password: str
+
+
+class ClientCredentialsAuth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["oauth2_client_credentials"]
+    token_url: str
+    client_id: str
+    client_secret: str
+    scope: str | None = None
+
+
+Auth = Annotated[ApiKeyAuth | BearerAuth | BasicAuth | ClientCredentialsAuth, Field(discriminator="type")]
+
+
+class Pagination(BaseModel):
+    """How to walk the pages; every style also stops on an empty page and, with `total_path`, at the total."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["none", "page", "offset", "cursor", "next_url", "link_header"] = "none"
+    page_size: int = Field(default=1000, ge=1)
+    page_param: str = "page"
+    size_param: str = "page_size"
+    first_page: int = 1
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    cursor_param: str = "cursor"
+    cursor_path: str | None = None
+    cursor_header: str | None = None
+    next_url_path: str | None = None
+    total_path: str | None = None
+
+    @model_validator(mode="after")
+    def _style_fields(self) -> "Pagination":
+        if self.type == "cursor" and not (self.cursor_path or self.cursor_header):
+            raise ValueError("cursor pagination needs `cursor_path` (a JSON path in the body) or `cursor_header`")
+        if self.type == "next_url" and not self.next_url_path:
+            raise ValueError("next_url pagination needs `next_url_path`, the JSON path of the next page's URL")
+        return self
+
+
+class Retry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    max_backoff_seconds: float = Field(default=30.0, ge=0)
+    max_total_seconds: float = Field(default=300.0, gt=0)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class RestSource(BaseSource):
+    """A paginated JSON API; `params` may use {start}, {end} (ISO datetimes), {start_date}, {end_date}, {last_date}."""
+
+    kind: Literal["rest"]
+    base_url: str
+    path: str = ""
+    params: dict[str, str | int | float | bool] = {}
+    headers: dict[str, str] = {}
+    auth: Auth | None = None
+    pagination: Pagination = Pagination()
+    records_path: str | None = None
+    nested: Literal["json", "flatten"] = "json"
+    retry: Retry = Retry()
+    page_delay_seconds: float = Field(default=0.0, ge=0)
+
+    @property
+    def protocol(self) -> str:
+        return "rest"
+
+    @property
+    def one_line_description(self) -> str:
+        if self.description:
+            return self.description.strip().splitlines()[0]
+        return f"Records from {self.base_url.rstrip('/')}/{self.path.lstrip('/')}, one Parquet partition a day."
+
+
+Source = Annotated[SqlSource | RestSource, Field(discriminator="kind")]
+AnySource = SqlSource | RestSource
 
 
 class SourcesFile(BaseModel):
@@ -94,8 +257,11 @@ class SourcesFile(BaseModel):
     sources: list[Source]
 
     @property
-    def enabled(self) -> list[SqlSource]:
+    def enabled(self) -> list[AnySource]:
         return [source for source in self.sources if source.enabled]
+
+
+DISCRIMINATOR_TAGS = {"sql", "rest", "api_key", "bearer", "basic", "oauth2_client_credentials"}
 
 
 class _StringDatesLoader(yaml.SafeLoader):
@@ -118,7 +284,7 @@ def _source_label(raw: Any, index: int) -> str:
 
 
 def _describe(error: dict[str, Any], raw_sources: Any) -> str:
-    loc = [part for part in error["loc"] if part != "sql"]
+    loc = [part for part in error["loc"] if part not in DISCRIMINATOR_TAGS]
     where = "the file"
     field = ".".join(str(p) for p in loc)
     if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
@@ -126,7 +292,7 @@ def _describe(error: dict[str, Any], raw_sources: Any) -> str:
         field = ".".join(str(p) for p in loc[2:]) or "(the source itself)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "union_tag_invalid":
-        message = f"unknown kind {error['input'].get('kind')!r}; supported kinds: sql"
+        message = f"unknown kind {error['input'].get('kind')!r}; supported kinds: sql, rest"
         field = "kind"
     hint = HINTS.get(error["type"])
     if error["type"] == "extra_forbidden":
@@ -168,15 +334,26 @@ def _duplicate_problems(raw_sources: Any) -> list[str]:
     return problems
 
 
+def _strings(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every string in a raw source entry with its field path, for finding secret references."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [pair for key, item in value.items() if key != "description" for pair in _strings(item, f"{path}.{key}".lstrip("."))]
+    if isinstance(value, list):
+        return [pair for i, item in enumerate(value) for pair in _strings(item, f"{path}[{i}]")]
+    return []
+
+
 def _secret_problems(raw_sources: Any, secrets_file: Path) -> list[str]:
     problems = []
     for index, entry in _entries(raw_sources):
-        connection = entry.get("connection")
-        if entry.get("enabled", True) is False or not isinstance(connection, str):
+        if entry.get("enabled", True) is False:
             continue
-        for name in secret_names(connection):
-            if lookup_secret(name, secrets_file) is None:
-                problems.append(f"{_source_label(raw_sources, index)}, field 'connection': {missing_secret_message(name, secrets_file)}")
+        for field, text in _strings(entry):
+            for name in secret_names(text):
+                if lookup_secret(name, secrets_file) is None:
+                    problems.append(f"{_source_label(raw_sources, index)}, field '{field}': {missing_secret_message(name, secrets_file)}")
     return problems
 
 

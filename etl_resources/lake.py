@@ -90,6 +90,15 @@ def _azure_filesystem(account: str, account_key: str | None, endpoint: str | Non
     return fs, polars_options
 
 
+def type_name(dtype: pl.DataType) -> str:
+    """Short Parquet-style names for the UI's column table (`timestamp[us, UTC]`, `decimal(12,2)`, `int64`)."""
+    if isinstance(dtype, pl.Datetime):
+        return f"timestamp[{dtype.time_unit}{', ' + dtype.time_zone if dtype.time_zone else ''}]"
+    if isinstance(dtype, pl.Decimal):
+        return f"decimal({dtype.precision},{dtype.scale})"
+    return str(dtype).lower()
+
+
 def _unify(schema: pl.Schema | None, frame: pl.DataFrame) -> tuple[pl.Schema, pl.DataFrame]:
     """Keep one schema across a partition's batches: a column that is all-null in one batch keeps its known type."""
     if schema is None:
@@ -145,6 +154,7 @@ def write_partition(
             "written_at": dt.datetime.now(dt.UTC).isoformat(),
             "rows": rows,
             "files": [path.rsplit("/", 1)[1] for path in final],
+            "schema": {name: type_name(dtype) for name, dtype in schema.items()},
         }
         fs.pipe_file(f"{lake.partition_dir(dataset, partition_key)}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
     finally:

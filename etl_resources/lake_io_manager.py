@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
 
-from etl_resources.lake import Lake, PartitionWrite, open_lake, scan_partition, write_partition
+from etl_resources.lake import Lake, PartitionWrite, open_lake, scan_partition, type_name, write_partition
 
 DEFAULT_LAKE_URL = ".etl/lake"
 SOURCE_FILE_COLUMN = "_source_file"
@@ -26,15 +26,6 @@ Frames = pl.DataFrame | Iterable[pl.DataFrame] | PartitionStream
 
 def dataset_name(asset_key: dg.AssetKey) -> str:
     return "/".join(asset_key.path)
-
-
-def type_name(dtype: pl.DataType) -> str:
-    """Short Parquet-style names for the UI's column table (`timestamp[us, UTC]`, `decimal(12,2)`, `int64`)."""
-    if isinstance(dtype, pl.Datetime):
-        return f"timestamp[{dtype.time_unit}{', ' + dtype.time_zone if dtype.time_zone else ''}]"
-    if isinstance(dtype, pl.Decimal):
-        return f"decimal({dtype.precision},{dtype.scale})"
-    return str(dtype).lower()
 
 
 def column_schema(schema: pl.Schema) -> dg.TableSchema:

@@ -5,6 +5,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from etl_assets.demo.events_api import DEMO_API_KEY
+from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
 from etl_tests.platform import Platform
 from etl_tests.servers import Azurite, Postgres, azurite_server, postgres_server
 
@@ -39,3 +41,11 @@ def instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def platform(workdir: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> Platform:
     return Platform(workdir=workdir, instance=instance, monkeypatch=monkeypatch)
+
+
+@pytest.fixture
+def demo_sources(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The bundled demo's sources file, with its database generated and its API key in the environment."""
+    ensure_demo_database()
+    monkeypatch.setenv("ECOM_API_KEY", DEMO_API_KEY)
+    return DEMO_SOURCES_FILE.read_text()

@@ -55,7 +55,10 @@ def test_the_ui_lists_every_asset_of_the_demo(dagster_dev):
     data = graphql(dagster_dev, "{ assetNodes { assetKey { path } isPartitioned groupName } }")
 
     nodes = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
-    assert set(nodes) == {"raw/shop_orders", "raw/shop_customers", "warehouse/shop/orders", "warehouse/shop/customers"}
+    assert set(nodes) == {
+        "raw/shop_orders", "raw/shop_customers", "raw/ecom_events", "rejects/ecom_events",
+        "warehouse/shop/orders", "warehouse/shop/customers", "warehouse/shop/events",
+    }
     assert all(node["isPartitioned"] and node["groupName"] == "shop" for node in nodes.values())
     orders = graphql(dagster_dev, ASSET, path=["raw", "shop_orders"])["assetNodeOrError"]
     assert orders["description"].startswith("Orders placed in the demo shop")

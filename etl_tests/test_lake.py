@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 from azure.storage.blob import ContainerClient
 
-from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
 from etl_assets.partitions import daily_partitions
 from etl_resources.lake import scan_partition
 from etl_resources.lake_io_manager import LakeIOManager
@@ -119,10 +118,9 @@ def test_an_interrupted_write_leaves_the_previous_partition_visible(lake_backend
     assert scan_partition(io_manager.lake(), "numbers", "2026-11-04").collect()["n"].sort().to_list() == [1, 2, 3, 40]
 
 
-def test_a_source_partition_end_to_end_through_azurite(platform, azurite, container):
-    ensure_demo_database()
+def test_a_source_partition_end_to_end_through_azurite(platform, azurite, container, demo_sources):
     defs = platform.configure(
-        DEMO_SOURCES_FILE.read_text(),
+        demo_sources,
         lake_url=azurite.lake_url(container.container_name, "bronze"),
         lake_account_key=AZURITE_KEY,
         lake_endpoint=azurite.endpoint,

@@ -10,6 +10,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from etl_assets.definitions import defs
+from etl_assets.demo.events_api import DEMO_API_PORT, serve
 from etl_resources.audit import audit_log
 from etl_resources.lake import Lake, read_manifest
 from etl_resources.lake_io_manager import dataset_name
@@ -17,7 +18,16 @@ from etl_resources.warehouse import Warehouse
 from etl_resources.warehouse_schema import effective_schema
 
 
+def start_demo_api() -> None:
+    try:
+        serve(DEMO_API_PORT)
+        print(f"Started the demo ecom-events API on http://127.0.0.1:{DEMO_API_PORT}")
+    except OSError:
+        print(f"Port {DEMO_API_PORT} is taken; using the ecom-events API already there (scripts/dev.sh starts one)")
+
+
 def main(days: int) -> int:
+    start_demo_api()
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     keys = [(last - dt.timedelta(days=n)).isoformat() for n in reversed(range(days))]
     print(f"Materializing every demo asset for {keys[0]} .. {keys[-1]} in one run")
@@ -32,26 +42,31 @@ def main(days: int) -> int:
         print("The demo run failed; see the log above.", file=sys.stderr)
         return 1
     with dg.build_resources(defs.resources) as resources:
-        report(resources.lake_io_manager.lake(), resources.warehouse, keys, result.run_id)
+        report(resources.lake_io_manager.lake(), resources.warehouse, keys, result)
     return 0
 
 
-def report(lake: Lake, warehouse: Warehouse, keys: list[str], run_id: str) -> None:
-    print(f"\nRun {run_id} succeeded.\n\nLake (Parquet): {lake.display_root}")
-    for asset in defs.assets:
-        if asset.key.path[0] == "raw":
+def report(lake: Lake, warehouse: Warehouse, keys: list[str], result: dg.ExecuteInProcessResult) -> None:
+    asset_keys = sorted((key for assets_def in defs.assets for key in assets_def.keys), key=lambda k: k.path)
+    print(f"\nRun {result.run_id} succeeded.\n\nLake (Parquet): {lake.display_root}")
+    for asset_key in asset_keys:
+        if asset_key.path[0] in ("raw", "rejects"):
             for key in keys:
-                manifest = read_manifest(lake, dataset_name(asset.key), key)
-                print(f"  {lake.display(lake.partition_dir(dataset_name(asset.key), key))}/  {manifest['rows']:>6,} rows in {len(manifest['files'])} file(s)")
+                manifest = read_manifest(lake, dataset_name(asset_key), key)
+                print(f"  {lake.display(lake.partition_dir(dataset_name(asset_key), key))}/  {manifest['rows']:>6,} rows in {len(manifest['files'])} file(s)")
+    print("\nChecks:")
+    for evaluation in sorted(result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.path, e.check_name)):
+        outcome = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
+        print(f"  {evaluation.asset_key.to_user_string()} {evaluation.check_name}: {outcome}{' - ' + evaluation.description if evaluation.description else ''}")
     print(f"\nWarehouse: {warehouse.display_url()}")
     with warehouse.engine().connect() as conn:
-        for asset in defs.assets:
-            if asset.key.path[0] == "warehouse":
-                schema, _, name = asset.metadata_by_key[asset.key]["dagster/table_name"].rpartition(".")
+        for asset_key in asset_keys:
+            if asset_key.path[0] == "warehouse":
+                schema, _, name = defs.resolve_assets_def(asset_key).metadata_by_key[asset_key]["dagster/table_name"].rpartition(".")
                 table = sa.table(name, sa.column("_partition"), schema=effective_schema(conn, schema or None))
                 count = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c._partition.in_(keys))).scalar_one()
                 print(f"  {table.fullname:<16} {count:>6,} rows for these days")
-        audited = conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(audit_log.c.run_id == run_id)).scalar_one()
+        audited = conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(audit_log.c.run_id == result.run_id)).scalar_one()
         print(f"  {audit_log.name:<16} {audited:>6,} rows for this run")
     print("\nOpen the same in the Dagster UI: bash scripts/dev.sh, then http://127.0.0.1:3000")
 

@@ -7,6 +7,8 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+from etl_assets.demo.events_api import DEMO_API_KEY
+
 DEMO_SOURCES_FILE = Path(__file__).with_name("sources.yaml")
 DEMO_DATABASE = Path(".etl/demo/shop.db")
 DAYS_OF_ORDERS = 30
@@ -70,6 +72,14 @@ def build_demo_database(path: Path, anchor: dt.date) -> None:
         conn.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?)", customers)
         conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)", orders)
     os.replace(tmp, path)
+
+
+def ensure_demo_secret(secrets_file: Path, name: str = "ECOM_API_KEY", value: str = DEMO_API_KEY) -> None:
+    """The demo API's key goes where real secrets go, the local secrets file, unless it is set already."""
+    existing = secrets_file.read_text() if secrets_file.exists() else ""
+    if not any(line.split("=", 1)[0].strip() == name for line in existing.splitlines()):
+        secrets_file.parent.mkdir(parents=True, exist_ok=True)
+        secrets_file.write_text(existing + ("" if existing.endswith("\n") or not existing else "\n") + f'{name} = "{value}"\n')
 
 
 def ensure_demo_database(path: Path = DEMO_DATABASE, today: dt.date | None = None) -> Path:

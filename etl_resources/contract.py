@@ -1,0 +1,136 @@
+"""Row contracts: normalise and type each declared column, and split a batch into valid rows and rejects.
+
+Everything is a polars expression over the whole batch, so validation costs no per-row Python.
+"""
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from etl_resources.config import ColumnRule, Contract
+from etl_resources.rest_extract import RECORD_COLUMN
+
+ERROR = pl.Struct({"field": pl.String, "reason": pl.String})
+REJECT_SCHEMA = pl.Schema(
+    {
+        "row_index": pl.Int64(),
+        "errors": pl.List(ERROR),
+        "error_count": pl.UInt32(),
+        "record": pl.String(),
+        "rejected_at": pl.Datetime("us", "UTC"),
+        "partition": pl.String(),
+    }
+)
+TRUE_WORDS = ["true", "t", "yes", "y", "1"]
+FALSE_WORDS = ["false", "f", "no", "n", "0"]
+
+
+@dataclass(frozen=True)
+class Split:
+    valid: pl.DataFrame
+    rejects: pl.DataFrame
+
+
+def target_dtype(type_name: str) -> pl.DataType:
+    if match := re.fullmatch(r"decimal\((\d+),(\d+)\)", type_name):
+        return pl.Decimal(int(match[1]), int(match[2]))
+    return {
+        "string": pl.String(),
+        "int": pl.Int64(),
+        "float": pl.Float64(),
+        "bool": pl.Boolean(),
+        "date": pl.Date(),
+        "timestamp": pl.Datetime("us", "UTC"),
+    }[type_name]
+
+
+def _parse_timestamp(text: pl.Expr) -> pl.Expr:
+    iso = text.str.replace(r"Z$", "+00:00").str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T")
+    return pl.coalesce(
+        iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC"),
+        iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False).dt.replace_time_zone("UTC"),
+        iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+    )
+
+
+def _typed(value: pl.Expr, source: pl.DataType, rule: ColumnRule) -> pl.Expr:
+    """The declared type from whatever the source gave; null where the value cannot be read as that type."""
+    dtype = target_dtype(rule.type)
+    if source == pl.String:
+        if rule.type == "timestamp":
+            return _parse_timestamp(value)
+        if rule.type == "date":
+            return value.str.to_date("%Y-%m-%d", strict=False)
+        if rule.type == "bool":
+            lowered = value.str.to_lowercase()
+            return pl.when(lowered.is_in(TRUE_WORDS)).then(True).when(lowered.is_in(FALSE_WORDS)).then(False)
+        return value.cast(dtype, strict=False)
+    if rule.type == "timestamp" and isinstance(source, pl.Datetime):
+        return value.dt.convert_time_zone("UTC") if source.time_zone else value.dt.replace_time_zone("UTC")
+    if rule.type == "int" and source.is_float():
+        # 12.5 is not an int: only whole floats pass.
+        return pl.when(value == value.floor()).then(value.cast(pl.Int64, strict=False))
+    return value.cast(dtype, strict=False)
+
+
+def _error(condition: pl.Expr, field: str, reason: str) -> pl.Expr:
+    return pl.when(condition).then(pl.struct(field=pl.lit(field), reason=pl.lit(reason)))
+
+
+def _column(frame_schema: pl.Schema, name: str, rule: ColumnRule) -> tuple[pl.Expr, list[pl.Expr]]:
+    """The normalised, typed value of one column, and the expressions of its possible errors."""
+    source = frame_schema[name]
+    raw = pl.col(name)
+    text = raw if source == pl.String else raw.cast(pl.String) if rule.type == "string" else None
+    if text is not None:
+        text = text.str.strip_chars() if rule.trim else text
+        text = text.str.to_lowercase() if rule.lowercase else text
+    present = raw.is_not_null() if text is None else raw.is_not_null() & ((text != "") | pl.lit(rule.type == "string"))
+    value = text if rule.type == "string" else _typed(text if text is not None else raw, pl.String if text is not None else source, rule)
+    errors = []
+    if rule.required:
+        errors.append(_error(~present, name, "required: the value is missing"))
+    errors.append(_error(present & value.is_null(), name, f"type: not a valid {rule.type}"))
+    if rule.not_empty:
+        errors.append(_error(present & (value.cast(pl.String).str.strip_chars() == ""), name, "not_empty: the value is empty"))
+    if rule.min is not None:
+        errors.append(_error(value < rule.min, name, f"min: below {rule.min:g}"))
+    if rule.max is not None:
+        errors.append(_error(value > rule.max, name, f"max: above {rule.max:g}"))
+    if rule.allowed is not None:
+        errors.append(_error(value.is_not_null() & ~value.is_in(rule.allowed), name, f"allowed: not one of {', '.join(map(str, rule.allowed))}"))
+    if rule.pattern is not None:
+        errors.append(_error(value.is_not_null() & ~value.cast(pl.String).str.contains(rule.pattern), name, f"pattern: does not match {rule.pattern}"))
+    return value.alias(name), errors
+
+
+def apply_contract(contract: Contract | None, frame: pl.DataFrame, row_offset: int, partition_key: str) -> Split:
+    """Valid rows with the declared columns typed (extra columns kept or dropped), and rejects with their reasons."""
+    if contract is None:
+        return Split(valid=frame.drop(RECORD_COLUMN, strict=False), rejects=pl.DataFrame(schema=REJECT_SCHEMA))
+    missing = [pl.lit(None, pl.String).alias(name) for name in contract.columns if name not in frame.columns]
+    frame = frame.with_columns(missing).with_row_index("__row", offset=row_offset)
+    values, errors = [], []
+    for name, rule in contract.columns.items():
+        value, column_errors = _column(frame.schema, name, rule)
+        values.append(value.alias(f"__value_{name}"))
+        errors.extend(column_errors)
+    checked = frame.with_columns(*values, pl.concat_list(errors).list.drop_nulls().alias("__errors"))
+    is_valid = pl.col("__errors").list.len() == 0
+    extra = [c for c in frame.columns if c not in contract.columns and not c.startswith("__") and c != RECORD_COLUMN]
+    valid = checked.filter(is_valid).select(
+        *(pl.col(f"__value_{name}").alias(name) for name in contract.columns),
+        *(extra if contract.extra_columns == "keep" else []),
+    )
+    record = pl.col(RECORD_COLUMN) if RECORD_COLUMN in frame.columns else pl.struct(c for c in frame.columns if not c.startswith("__")).struct.json_encode()
+    rejects = checked.filter(~is_valid).select(
+        pl.col("__row").cast(pl.Int64).alias("row_index"),
+        pl.col("__errors").cast(pl.List(ERROR)).alias("errors"),
+        pl.col("__errors").list.len().alias("error_count"),
+        record.alias("record"),
+        pl.lit(dt.datetime.now(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("rejected_at"),
+        pl.lit(partition_key).alias("partition"),
+    )
+    return Split(valid=valid, rejects=rejects)
