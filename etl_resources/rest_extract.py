@@ -139,7 +139,8 @@ def build_client(source: RestSource, secrets_file: Path) -> tuple[httpx.Client, 
         case BasicAuth():
             auth = httpx.BasicAuth(fill(source.auth.username), fill(source.auth.password))
         case ClientCredentialsAuth():
-            auth = ClientCredentials(fill(source.auth.token_url), fill(source.auth.client_id), fill(source.auth.client_secret), source.auth.scope)
+            token_url = str(httpx.URL(fill(source.base_url)).join(fill(source.auth.token_url)))
+            auth = ClientCredentials(token_url, fill(source.auth.client_id), fill(source.auth.client_secret), source.auth.scope)
     client = httpx.Client(base_url=fill(source.base_url), headers=headers, auth=auth, timeout=source.retry.timeout_seconds, follow_redirects=True)
     return client, auth_params
 
@@ -159,7 +160,10 @@ def get_page(client: httpx.Client, source: RestSource, url: str, params: dict[st
     for attempt in range(1, retry.max_attempts + 1):
         wait: float | None = None
         try:
-            response = client.get(url, params=params)
+            # params=None, not {}: httpx replaces a URL's own query string with an empty mapping.
+            response = client.get(url, params=params or None)
+        except httpx.UnsupportedProtocol as err:
+            raise RestSourceError(f"source '{source.name}', field 'base_url': {err} (fix: start it with https:// or http://)") from None
         except httpx.TransportError as err:
             reason = f"{type(err).__name__}: {err}"
         else:
@@ -228,9 +232,9 @@ def extract_rest(source: RestSource, secrets_file: Path, window: tuple[dt.dateti
                         return
                     params[paging.cursor_param] = cursor
                 case "next_url" | "link_header":
-                    url = json_path(body, paging.next_url_path) if paging.type == "next_url" else response.links.get("next", {}).get("url")
-                    if not url:
+                    next_url = json_path(body, paging.next_url_path) if paging.type == "next_url" else response.links.get("next", {}).get("url")
+                    if not next_url:
                         return
-                    params = dict(auth_params)
+                    url, params = str(httpx.URL(next_url).copy_merge_params(auth_params)), {}
             if source.page_delay_seconds:
                 time.sleep(source.page_delay_seconds)

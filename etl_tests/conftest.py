@@ -7,6 +7,7 @@ import pytest
 
 from etl_assets.demo.events_api import DEMO_API_KEY
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
+from etl_tests.api_server import ApiServer, ApiState
 from etl_tests.platform import Platform
 from etl_tests.servers import Azurite, Postgres, azurite_server, postgres_server
 
@@ -49,3 +50,10 @@ def demo_sources(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     ensure_demo_database()
     monkeypatch.setenv("ECOM_API_KEY", DEMO_API_KEY)
     return DEMO_SOURCES_FILE.read_text()
+
+
+@pytest.fixture
+def api() -> Iterator[ApiServer]:
+    server = ApiServer(ApiState())
+    yield server
+    server.close()
