@@ -22,7 +22,7 @@ def blocking_check_failures(instance: dg.DagsterInstance, blocking: list[dg.Asse
         if execution is None:
             reasons.append(f"check '{spec.name}' was not evaluated in run {run_id}, which wrote this partition")
         elif execution.status == AssetCheckExecutionRecordStatus.FAILED:
-            evaluation = execution.event.dagster_event.event_specific_data.evaluation if execution.event else None
+            evaluation = execution.event.dagster_event.asset_check_evaluation_data if execution.event else None
             detail = f": {evaluation.description}" if evaluation and evaluation.description else ""
             reasons.append(f"check '{spec.name}' failed in run {run_id}{detail}")
     return reasons
