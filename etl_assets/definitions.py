@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_assets.alert_sensor import failure_alerts
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database, ensure_demo_secret
 from etl_assets.kinds import database_kind
 from etl_assets.sources_component import SourcesComponent
@@ -22,7 +23,7 @@ def build_definitions(sources_file: Path, secrets_file: str) -> dg.Definitions:
         secrets_file=secrets_file,
         warehouse_kind=database_kind(resources["warehouse"].url),
     )
-    return dg.Definitions.merge(dg.build_defs_for_component(component), dg.Definitions(resources=resources))
+    return dg.Definitions.merge(dg.build_defs_for_component(component), dg.Definitions(resources=resources, sensors=[failure_alerts]))
 
 
 defs = build_definitions(

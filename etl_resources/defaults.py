@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from etl_resources.alerts import AlertWebhook
 from etl_resources.lake_io_manager import DEFAULT_LAKE_URL, LakeIOManager
 from etl_resources.secrets import SecretResolver
 from etl_resources.warehouse import DEFAULT_WAREHOUSE_URL, Warehouse
@@ -19,6 +20,7 @@ def default_resources(secrets_file: str) -> dict[str, dg.ConfigurableResource | 
     return {
         "secrets": secrets,
         "warehouse": Warehouse(url=os.environ.get("ETL_WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL), secrets=secrets),
+        "alerts": AlertWebhook(url=_secret_env("ETL_ALERT_WEBHOOK_URL"), ui_url=os.environ.get("ETL_UI_URL", "http://127.0.0.1:3000")),
         "lake_io_manager": LakeIOManager(
             url=os.environ.get("ETL_LAKE_URL", DEFAULT_LAKE_URL),
             account_key=_secret_env("ETL_LAKE_ACCOUNT_KEY"),
