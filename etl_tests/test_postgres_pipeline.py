@@ -1,12 +1,14 @@
 """PostgreSQL as the source and as the warehouse, both real servers started by the test suite."""
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from etl_resources.lake import scan_partition
 from etl_tests.servers import free_port
 
 ORDERS_ONLY = ["raw/orders", "warehouse/dw/orders"]
@@ -178,3 +180,31 @@ def test_a_failed_load_leaves_the_previous_rows(platform, shop):
     statuses = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log ORDER BY id")
     assert [s[:2] for s in statuses] == [("load", "success"), ("load", "failure")]
     assert "no_big_orders" in statuses[-1][2]
+
+
+def test_a_contract_on_a_sql_source_rejects_rows_with_their_record(platform, shop):
+    contracted = source_yaml(shop["connection"]).replace(
+        "    target: {schema: dw, table: orders}",
+        """    target: {schema: dw, table: orders}
+    contract:
+      extra_columns: keep
+      columns:
+        order_id: {type: int, required: true}
+        amount: {type: "decimal(12,2)", max: 20}
+        ordered_at: {type: timestamp, required: true}
+    checks: {reject_rate_max: 1.0}""",
+        1,
+    )
+    defs = platform.configure(contracted, warehouse_url=shop["warehouse"])
+
+    result = platform.materialize(defs, DAYS[0], selection=["raw/orders", "rejects/orders", "warehouse/dw/orders"])
+
+    assert result.success
+    expected = source_sql(shop, "SELECT order_id FROM sales.orders WHERE ordered_at < '2026-11-02T00:00Z' AND amount > 20 ORDER BY 1")
+    rejects = scan_partition(platform.lake(defs), "rejects/orders", DAYS[0]).collect()
+    assert sorted(json.loads(record)["order_id"] for record in rejects["record"]) == [row[0] for row in expected]
+    assert rejects["errors"].list.first().struct.field("reason").unique().to_list() == ["max: above 20"]
+    loaded = platform.query(defs, "SELECT COUNT(*), MAX(amount) FROM dw.orders")
+    assert loaded == [(ROWS_PER_DAY[DAYS[0]] - len(expected), loaded[0][1])] and loaded[0][1] <= 20
+    assert len(expected) == 4
+    assert "paid" in dict(platform.query(defs, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'orders'"))

@@ -50,6 +50,17 @@ def checks_of(result) -> dict[str, dg.AssetCheckEvaluation]:
     return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
 
 
+def test_all_valid_means_no_rejects(platform, events_api):
+    events_api.state.invalid_share = 0.0
+    defs = platform.configure(events_yaml(events_api.url))
+
+    result = platform.materialize(defs, DAY)
+
+    assert all(evaluation.passed for evaluation in result.get_asset_check_evaluations())
+    assert platform.manifest(defs, "rejects/ecom_events", DAY)["rows"] == 0
+    assert platform.query(defs, "SELECT COUNT(*) FROM events") == [(240,)]
+
+
 def test_three_percent_invalid_passes_and_rejects_hold_exactly_those_rows(platform, events_api):
     defs = platform.configure(events_yaml(events_api.url))
 
