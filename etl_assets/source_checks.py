@@ -80,10 +80,10 @@ def reject_rate_result(source: AnySource, tallies: dict[str, Tally]) -> dg.Asset
             "rows_read": read,
             "rows_valid": read - rejected,
             "rows_rejected": rejected,
-            "reject_rate": dg.MetadataValue.float(rejected / read if read else 0.0),
+            "reject_rate": dg.MetadataValue.float(round(rejected / read, 6) if read else 0.0),
             "threshold": dg.MetadataValue.float(limit),
             "rate_by_day": dg.MetadataValue.json({key: round(rate, 6) for key, rate in sorted(rates.items())}),
-            "top_reasons": dg.MetadataValue.json(reasons),
+            "top_reasons": "; ".join(f"{reason} ({count})" for reason, count in reasons.items()) or "none",
         },
     )
 
@@ -95,7 +95,7 @@ def row_count_result(source: AnySource, rows: dict[str, int]) -> dg.AssetCheckRe
         passed=not short,
         severity=SEVERITY[source.checks.min_rows_severity],
         description=f"{', '.join(short)}: fewer than {source.checks.min_rows} row(s)" if short else None,
-        metadata={"rows_by_day": dg.MetadataValue.json(dict(sorted(rows.items()))), "min_rows": source.checks.min_rows},
+        metadata={"rows": sum(rows.values()), "rows_by_day": dg.MetadataValue.json(dict(sorted(rows.items()))), "min_rows": source.checks.min_rows},
     )
 
 
@@ -118,7 +118,12 @@ def keys_result(source: AnySource, lake: Lake, dataset: str, keys: list[str]) ->
         check_name=KEYS,
         passed=not problems,
         description=f"{', '.join(sorted(problems))}: null or duplicate keys" if problems else None,
-        metadata={"key": ", ".join(columns), "problems_by_day": dg.MetadataValue.json(problems)},
+        metadata={
+            "key": ", ".join(columns),
+            "null_keys": sum(p["null_keys"] for p in problems.values()),
+            "duplicate_keys": sum(p["duplicate_keys"] for p in problems.values()),
+            "problems_by_day": dg.MetadataValue.json(problems),
+        },
     )
 
 

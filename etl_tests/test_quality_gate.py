@@ -73,7 +73,9 @@ def test_three_percent_invalid_passes_and_rejects_hold_exactly_those_rows(platfo
     assert checks["reject_rate"].metadata["rows_rejected"].value == len(bad) == 7
     assert checks["reject_rate"].metadata["rows_read"].value == 240
     reasons = checks["reject_rate"].metadata["top_reasons"].value
-    assert set(reasons) == {"price: min: below 0", "event_type: allowed: not one of view, cart, remove_from_cart, purchase", "user_id: required: the value is missing"}
+    for reason in ("price: min: below 0", "event_type: allowed: not one of view, cart, remove_from_cart, purchase", "user_id: required: the value is missing"):
+        assert reason in reasons
+    assert checks["keys_not_null_unique"].metadata["duplicate_keys"].value == 0
     frame = scan_partition(platform.lake(defs), "rejects/ecom_events", DAY).collect()
     assert sorted(json.loads(r)["user_session"] for r in frame["record"]) == sorted(e["user_session"] for e in bad)
     assert frame["error_count"].to_list() == [1] * 7
@@ -163,3 +165,14 @@ def test_an_empty_day_is_an_empty_partition_judged_by_min_rows(platform, events_
     assert checks_of(result)["reject_rate"].passed
     assert result.success  # row_count is not blocking: the empty day still loads
     assert platform.query(defs, "SELECT COUNT(*) FROM events") == [(0,)]
+
+
+def test_duplicate_keys_fail_the_keys_check(platform, events_api):
+    defs = platform.configure(events_yaml(events_api.url).replace("keys: [user_session]", "keys: [event_type]"))
+
+    result = platform.materialize(defs, DAY)
+
+    keys = checks_of(result)["keys_not_null_unique"]
+    assert not keys.passed and result.success  # not blocking
+    assert keys.metadata["duplicate_keys"].value == 233 - 4  # four event types among the valid rows
+    assert keys.description == f"{DAY}: null or duplicate keys"
