@@ -2,9 +2,7 @@
 launched in another run looks up the checks of the run that wrote the partition it is about to load."""
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-
-HISTORY = 100
+from dagster._core.events import DagsterEventType
 
 
 def blocking_check_failures(instance: dg.DagsterInstance, blocking: list[dg.AssetCheckSpec], upstream: dg.AssetKey, partition_key: str) -> list[str]:
@@ -15,14 +13,17 @@ def blocking_check_failures(instance: dg.DagsterInstance, blocking: list[dg.Asse
     if not records:
         return []
     run_id = records[0].run_id
+    evaluations = {
+        evaluation.check_name: evaluation
+        for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+        if (evaluation := record.event_log_entry.dagster_event.asset_check_evaluation_data).asset_key == upstream
+    }
     reasons = []
     for spec in blocking:
-        history = instance.event_log_storage.get_asset_check_execution_history(spec.key, limit=HISTORY)
-        execution = next((record for record in history if record.run_id == run_id), None)
-        if execution is None:
+        evaluation = evaluations.get(spec.name)
+        if evaluation is None:
             reasons.append(f"check '{spec.name}' was not evaluated in run {run_id}, which wrote this partition")
-        elif execution.status == AssetCheckExecutionRecordStatus.FAILED:
-            evaluation = execution.event.dagster_event.asset_check_evaluation_data if execution.event else None
-            detail = f": {evaluation.description}" if evaluation and evaluation.description else ""
+        elif not evaluation.passed:
+            detail = f": {evaluation.description}" if evaluation.description else ""
             reasons.append(f"check '{spec.name}' failed in run {run_id}{detail}")
     return reasons
