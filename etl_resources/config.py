@@ -292,13 +292,18 @@ def _describe(error: dict[str, Any], raw_sources: Any) -> str:
         field = ".".join(str(p) for p in loc[2:]) or "(the source itself)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "union_tag_invalid":
-        message = f"unknown kind {error['input'].get('kind')!r}; supported kinds: sql, rest"
-        field = "kind"
+        tag = error["ctx"]["discriminator"].strip("'")
+        field = f"{field}.{tag}".lstrip(".") if len(loc) > 2 else tag
+        message = f"unknown {tag} {error['ctx']['tag']!r}; supported: {error['ctx']['expected_tags']}"
     hint = HINTS.get(error["type"])
     if error["type"] == "extra_forbidden":
         message = "unknown field"
     if error["type"] == "string_pattern_mismatch":
         message = f"{error['input']!r} is not a safe name"
+        if loc[-1] == "type" and "columns" in loc:
+            message, hint = f"unknown type {error['input']!r}", "use string, int, float, bool, date, timestamp or decimal(p,s)"
+        elif loc[-1] == "name" and len(loc) == 3:
+            hint = "use lower-case letters, digits and underscores, starting with a letter"
     return f"{where}, field '{field}': {message}" + (f" (fix: {hint})" if hint else "")
 
 

@@ -45,7 +45,7 @@ def _without(source: dict, field: str) -> dict:
 
 BAD = {
     "missing field": (lambda s: _without(s[0], "connection"), ["source 'orders'", "field 'connection'", "Field required", "fix: add the field"]),
-    "unknown kind": (lambda s: s[0].update(kind="ftp"), ["source 'orders'", "field 'kind'", "unknown kind 'ftp'", "supported kinds: sql"]),
+    "unknown kind": (lambda s: s[0].update(kind="ftp"), ["source 'orders'", "field 'kind'", "unknown kind 'ftp'", "supported: 'sql', 'rest'"]),
     "duplicate name": (lambda s: s[1].update(name="orders"), ["source 'orders' (sources[1])", "field 'name'", "duplicate of sources[0]"]),
     "bad date": (lambda s: s[0].update(start_date="2026-13-01"), ["source 'orders'", "field 'start_date'", "YYYY-MM-DD"]),
     "unknown secret": (
@@ -56,6 +56,15 @@ BAD = {
     "incremental without watermark": (lambda s: _without(s[0], "watermark_column"), ["source 'orders'", "needs `watermark_column`"]),
     "unsafe target name": (lambda s: s[0]["target"].update(table="x; DROP TABLE y"), ["source 'orders'", "field 'target.table'", "letters, digits and underscores"]),
     "same target twice": (lambda s: s[1]["target"].update(schema="shop", table="orders"), ["source 'customers'", "field 'target'", "already the target of sources[0]"]),
+    "unknown auth type": (
+        lambda s: s.__setitem__(0, {"name": "api", "kind": "rest", "base_url": "https://x", "auth": {"type": "digest"}, "start_date": "2026-11-01", "target": {"table": "api"}}),
+        ["source 'api'", "field 'auth.type'", "unknown type 'digest'", "'api_key'"],
+    ),
+    "unknown column type": (
+        lambda s: s[0].update(contract={"columns": {"amount": {"type": "varchar"}}}),
+        ["source 'orders'", "field 'contract.columns.amount.type'", "unknown type 'varchar'", "decimal(p,s)"],
+    ),
+    "bad source name": (lambda s: s[0].update(name="Orders-EU"), ["sources[0]", "field 'name'", "lower-case letters"]),
     "unknown field": (lambda s: s[0].update(watermark="x"), ["source 'orders'", "field 'watermark'", "unknown field"]),
 }
 
