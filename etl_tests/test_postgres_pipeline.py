@@ -212,3 +212,29 @@ def test_a_contract_on_a_sql_source_rejects_rows_with_their_record(platform, sho
     assert loaded == [(ROWS_PER_DAY[DAYS[0]] - len(expected), loaded[0][1])] and loaded[0][1] <= 20
     assert len(expected) == 4
     assert "paid" in dict(platform.query(defs, "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'orders'"))
+
+
+def test_awkward_text_survives_the_bulk_load(platform, postgres):
+    source_db, warehouse_db = postgres.create_database("source"), postgres.create_database("warehouse")
+    values = [None, "", "\\N", 'comma, "quotes"', "line\nbreak", "tab\tand ünïcødé"]
+    engine = sa.create_engine(postgres.url(source_db))
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE notes (id int PRIMARY KEY, body text)"))
+        conn.execute(sa.text("INSERT INTO notes VALUES (:id, :body)"), [{"id": i, "body": v} for i, v in enumerate(values)])
+    engine.dispose()
+    defs = platform.configure(
+        f"""
+sources:
+  - name: notes
+    kind: sql
+    connection: {postgres.url(source_db)}
+    table: notes
+    start_date: 2026-11-01
+    target: {{table: notes}}
+""",
+        warehouse_url=postgres.url(warehouse_db),
+    )
+
+    platform.materialize(defs, DAYS[0])
+
+    assert platform.query(defs, "SELECT body FROM notes ORDER BY id") == [(v,) for v in values]
