@@ -54,14 +54,13 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
                 record_audit(context, warehouse, source, key, "load", started, error=failure)
                 raise failure
             try:
-                loaded = replace_partition(engine, target.schema_, target.table, key, frame)
+                loaded = replace_partition(engine, target.schema_, target.table, key, frame, context.log)
             except Exception as err:
                 record_audit(context, warehouse, source, key, "load", started, error=err)
                 raise
             record_audit(context, warehouse, source, key, "load", started, rows=loaded.rows, files=loaded.files)
             if loaded.added_columns:
                 context.log.info(f"{loaded.table}: added columns the source grew: {', '.join(loaded.added_columns)}")
-            context.log.info(f"{loaded.table} {key}: replaced with {loaded.rows:,} rows from {loaded.files} file(s)")
             context.add_asset_metadata({"dagster/row_count": loaded.rows, "parquet_files": loaded.files}, partition_key=key)
         return dg.MaterializeResult(
             metadata={

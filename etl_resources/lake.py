@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 import fsspec
 import polars as pl
 
+from etl_resources.progress import Progress
+
 AZURE_SCHEMES = {"abfs", "abfss", "az"}
 MANIFEST = "_manifest.json"
 
@@ -132,6 +134,7 @@ def write_partition(
     staged: list[str] = []
     schema: pl.Schema | None = None
     rows = 0
+    progress = Progress(log, f"{dataset} {partition_key}")
     batches = iter(frames)
     try:
         for frame in batches:
@@ -143,8 +146,7 @@ def write_partition(
                 frame.write_parquet(fh, compression="zstd", statistics=True)
             staged.append(path)
             rows += frame.height
-            if log:
-                log.info(f"{dataset} {partition_key}: part {len(staged)} written, {rows:,} rows so far")
+            progress.add(frame.height)
         if not staged:
             raise ValueError(f"{dataset} {partition_key}: the extract yielded no batch at all, not even an empty one")
         final = [_commit_file(fs, path, lake.partition_dir(dataset, partition_key), write_id) for path in staged]
@@ -163,6 +165,8 @@ def write_partition(
             batches.close()
         _remove(fs, staging)
     _remove_stale(fs, lake.partition_dir(dataset, partition_key), keep=set(manifest["files"]) | {MANIFEST})
+    if log:
+        log.info(f"{dataset} {partition_key}: committed {progress.summary()} in {len(final)} file(s)")
     return PartitionWrite(partition_key=partition_key, files=final, rows=rows, bytes=sum(sizes), schema=schema)
 
 

@@ -83,7 +83,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
             except Exception as err:
                 stream.on_failure(err)
                 raise
-            context.log.info(f"{dataset} {key}: committed {written.rows:,} rows in {len(written.files)} file(s)")
             context.step_context.add_asset_metadata(write_metadata(lake, written), asset_key=context.asset_key, partition_key=key)
 
     def load_input(self, context: dg.InputContext) -> pl.LazyFrame | dict[str, pl.LazyFrame]:

@@ -3,6 +3,7 @@
 import datetime as dt
 import io
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import polars as pl
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
+from etl_resources.progress import Progress
 from etl_resources.secrets import SecretResolver
 from etl_resources.warehouse_schema import ensure_table
 
@@ -91,6 +93,7 @@ def replace_partition(
     table_name: str,
     partition_key: str,
     frame: pl.LazyFrame,
+    log: logging.Logger | None = None,
 ) -> PartitionLoad:
     """Make the table hold exactly this partition's rows for `partition_key`; all or nothing.
 
@@ -100,7 +103,7 @@ def replace_partition(
     loaded_at = dt.datetime.now(dt.UTC)
     frame = _nested_as_json(frame).with_columns(pl.lit(loaded_at).alias("_loaded_at"), pl.lit(partition_key).alias("_partition"))
     frame_schema = frame.collect_schema()
-    rows = 0
+    progress = Progress(log, f"{table_name} {partition_key}")
     files: set[str] = set()
     with engine.begin() as conn:
         table, added = ensure_table(conn, schema, table_name, frame_schema)
@@ -111,5 +114,7 @@ def replace_partition(
                 continue
             files.update(batch.get_column("_source_file").unique().to_list())
             _insert(conn, table, batch)
-            rows += batch.height
-    return PartitionLoad(partition_key=partition_key, rows=rows, files=len(files), table=table.fullname, added_columns=added)
+            progress.add(batch.height)
+    if log:
+        log.info(f"{table.fullname} {partition_key}: loaded {progress.summary()}")
+    return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
