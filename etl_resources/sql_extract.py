@@ -56,7 +56,8 @@ def build_select(source: SqlSource, conn: sa.Connection, window: tuple[dt.dateti
         columns = [sa.column(source.watermark_column)] if source.watermark_column else []
         selectable = sa.text(source.query).columns(*columns).subquery("src")
         known = {}
-    statement = sa.select(selectable)
+    # SELECT * over a query: its columns are unknown until it runs.
+    statement = sa.select(selectable) if source.table else sa.select(sa.literal_column("*")).select_from(selectable)
     if source.mode == "incremental" and window is not None:
         watermark = selectable.c[source.watermark_column]
         start, end = window
@@ -82,9 +83,10 @@ def extract(
     url: sa.URL,
     window: tuple[dt.datetime, dt.datetime] | None,
 ) -> Iterator[pl.DataFrame]:
-    """Yield the partition's rows in batches of `source.batch_size`; always at least one frame, maybe empty.
+    """Yield the partition's rows in frames of `source.batch_size` rows; always at least one frame, maybe empty.
 
-    A server-side cursor (`stream_results`) keeps memory bounded by the batch, not the table.
+    PostgreSQL is read columnar through ADBC (COPY in binary, decoded to Arrow in C++); other dialects
+    through a SQLAlchemy server-side cursor (`stream_results`). Either way memory is bounded by the batch.
     """
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     redacted = url.render_as_string(hide_password=True)
@@ -99,20 +101,88 @@ def extract(
         with conn:
             try:
                 statement, known = build_select(source, conn, window)
-                result = conn.execution_options(stream_results=True, max_row_buffer=source.batch_size).execute(statement)
             except sa.exc.NoSuchTableError as err:
                 raise SourceUnavailableError(f"source '{source.name}', field 'table': table {err} does not exist in {redacted}") from None
-            except sa.exc.DBAPIError as err:
-                raise SourceUnavailableError(f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}") from None
-            columns = list(result.keys())
-            yielded = False
-            for rows in result.partitions(source.batch_size):
-                yielded = True
-                yield _frame(rows, columns, known)
-            if not yielded:
-                yield _frame([], columns, known)
+            if conn.dialect.name == "postgresql":
+                sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+                frames = _adbc_frames(source, url, sql, known, redacted)
+            else:
+                frames = _cursor_frames(source, conn, statement, known, redacted)
+            yield from _rechunk(frames, source.batch_size)
     finally:
         engine.dispose()
+
+
+def _cursor_frames(source: SqlSource, conn: sa.Connection, statement: sa.Select, known: dict[str, pl.DataType], redacted: str) -> Iterator[pl.DataFrame]:
+    try:
+        result = conn.execution_options(stream_results=True, max_row_buffer=source.batch_size).execute(statement)
+    except sa.exc.DBAPIError as err:
+        raise SourceUnavailableError(f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}") from None
+    columns = list(result.keys())
+    yielded = False
+    for rows in result.partitions(source.batch_size):
+        yielded = True
+        yield _frame(rows, columns, known)
+    if not yielded:
+        yield _frame([], columns, known)
+
+
+def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, known: dict[str, pl.DataType], redacted: str) -> Iterator[pl.DataFrame]:
+    import adbc_driver_manager
+    import adbc_driver_postgresql.dbapi as adbc
+
+    uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with adbc.connect(uri) as conn, conn.cursor() as cursor:
+            cursor.execute(sql)
+            reader = cursor.fetch_record_batch()
+            yielded = False
+            for batch in reader:
+                yielded = True
+                yield _typed_arrow(batch, known)
+            if not yielded:
+                yield _typed_arrow(reader.schema.empty_table(), known)
+    except adbc_driver_manager.Error as err:
+        raise SourceUnavailableError(f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}") from None
+
+
+def _typed_arrow(batch, known: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Arrow to polars; PostgreSQL `numeric` arrives as text and gets its reflected decimal type back."""
+    import pyarrow as pa
+
+    columns = {}
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if isinstance(field.type, pa.BaseExtensionType):
+            text = pl.from_arrow(column.storage)
+            columns[field.name] = text.cast(known[field.name]) if field.name in known else text.str.to_decimal()
+        else:
+            columns[field.name] = pl.from_arrow(column)
+    return pl.DataFrame([series.alias(name) for name, series in columns.items()])
+
+
+def _rechunk(frames: Iterator[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
+    """Frames of exactly `size` rows (the last may be shorter), whatever batches the driver returns.
+
+    With no rows at all, the driver's empty frame passes through so the partition still gets its schema.
+    """
+    pending: list[pl.DataFrame] = []
+    count, yielded, empty = 0, False, None
+    for frame in frames:
+        if frame.height == 0:
+            empty = frame if empty is None else empty
+            continue
+        while frame.height:
+            take = min(size - count, frame.height)
+            pending.append(frame.slice(0, take))
+            count += take
+            frame = frame.slice(take)
+            if count == size:
+                yield pl.concat(pending)
+                pending, count, yielded = [], 0, True
+    if pending:
+        yield pl.concat(pending)
+    elif not yielded and empty is not None:
+        yield empty
 
 
 def _first_line(err: Exception) -> str:
