@@ -25,6 +25,8 @@ def polars_dtype(column_type: sa.types.TypeEngine, dialect: str) -> pl.DataType 
         return pl.Int64()
     if isinstance(column_type, sa.Integer):
         return pl.Int32() if type(column_type).__name__.upper() in {"INTEGER", "INT"} else pl.Int64()
+    if isinstance(column_type, sa.REAL) or (isinstance(column_type, sa.Float) and (column_type.precision or 53) <= 24):
+        return pl.Float32()
     if isinstance(column_type, sa.Float):
         return pl.Float64()
     if isinstance(column_type, sa.Numeric):

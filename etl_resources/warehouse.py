@@ -1,9 +1,10 @@
 """The warehouse resource and the partition load: delete the partition's rows and insert the new ones, in one transaction."""
 
 import datetime as dt
-import io
+import itertools
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from pydantic import PrivateAttr
 
 from etl_resources.progress import Progress
 from etl_resources.secrets import SecretResolver
-from etl_resources.warehouse_schema import ensure_table
+from etl_resources.sql_extract import polars_dtype
+from etl_resources.warehouse_schema import ensure_table, table_plan
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
 INSERT_CHUNK_ROWS = 10_000
@@ -56,26 +58,12 @@ def _json_series(series: pl.Series) -> pl.Series:
     return pl.Series(series.name, [None if v is None else json.dumps(v, default=str) for v in series.to_list()], dtype=pl.String)
 
 
-def _copy_postgres(conn: sa.Connection, table: sa.Table, batch: pl.DataFrame) -> None:
-    """COPY the batch as CSV through the load's own connection, so it stays inside the partition's transaction.
-
-    polars formats the CSV and the server parses it: no Python per row. Unquoted \\N is NULL, so NULL, the
-    empty string and a literal backslash-N stay three different values.
-    """
-    buffer = io.BytesIO()
-    batch.write_csv(buffer, include_header=False, null_value=r"\N", quote_style="non_numeric")
-    preparer = conn.dialect.identifier_preparer
-    columns = ", ".join(preparer.quote(name) for name in batch.columns)
-    statement = f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN (FORMAT csv, NULL '\\N')"
-    with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(buffer.getbuffer())
-
-
-def _insert(conn: sa.Connection, table: sa.Table, batch: pl.DataFrame) -> None:
-    if conn.dialect.name == "postgresql" and pl.Binary not in batch.schema.dtypes():
-        _copy_postgres(conn, table, batch)
-    else:
-        conn.execute(table.insert(), batch.to_dicts())
+def _counted(frame: pl.LazyFrame, chunk: int, progress: Progress, files: set[str]) -> Iterator[pl.DataFrame]:
+    for batch in frame.collect_batches(chunk_size=chunk):
+        if batch.height:
+            files.update(batch.get_column("_source_file").unique().to_list())
+            progress.add(batch.height)
+            yield batch
 
 
 @dataclass(frozen=True)
@@ -102,19 +90,49 @@ def replace_partition(
     """
     loaded_at = dt.datetime.now(dt.UTC)
     frame = _nested_as_json(frame).with_columns(pl.lit(loaded_at).alias("_loaded_at"), pl.lit(partition_key).alias("_partition"))
-    frame_schema = frame.collect_schema()
     progress = Progress(log, f"{table_name} {partition_key}")
     files: set[str] = set()
-    with engine.begin() as conn:
-        table, added = ensure_table(conn, schema, table_name, frame_schema)
-        conn.execute(table.delete().where(table.c["_partition"] == partition_key))
-        chunk = COPY_CHUNK_ROWS if conn.dialect.name == "postgresql" else INSERT_CHUNK_ROWS
-        for batch in frame.collect_batches(chunk_size=chunk):
-            if batch.height == 0:
-                continue
-            files.update(batch.get_column("_source_file").unique().to_list())
-            _insert(conn, table, batch)
-            progress.add(batch.height)
+    if engine.dialect.name == "postgresql":
+        table, added = _replace_postgres(engine, schema, table_name, partition_key, frame, progress, files)
+    else:
+        with engine.begin() as conn:
+            table, added = ensure_table(conn, schema, table_name, frame.collect_schema())
+            conn.execute(table.delete().where(table.c["_partition"] == partition_key))
+            for batch in _counted(frame, INSERT_CHUNK_ROWS, progress, files):
+                conn.execute(table.insert(), batch.to_dicts())
     if log:
         log.info(f"{table.fullname} {partition_key}: loaded {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
+
+
+def _replace_postgres(
+    engine: sa.Engine, schema: str | None, table_name: str, partition_key: str, frame: pl.LazyFrame, progress: Progress, files: set[str]
+) -> tuple[sa.Table, list[str]]:
+    """DDL, delete and a binary COPY of Arrow batches (ADBC ingest), all in one ADBC transaction."""
+    import adbc_driver_postgresql.dbapi as adbc
+    import pyarrow as pa
+
+    with engine.connect() as probe:
+        ddl, table, added = table_plan(probe, schema, table_name, frame.collect_schema())
+        dialect = probe.dialect
+    # Binary COPY wants each column in exactly the table's type.
+    target = {column.name: polars_dtype(column.type, "postgresql") for column in table.columns}
+    frame = frame.cast({name: dtype for name, dtype in target.items() if dtype is not None and name in frame.collect_schema()})
+    batches = (record_batch for batch in _counted(frame, COPY_CHUNK_ROWS, progress, files) for record_batch in batch.to_arrow().to_batches())
+    first = next(batches, None)
+    statements = [str(statement.compile(dialect=dialect)) for statement in ddl]
+    delete = table.delete().where(table.c["_partition"] == partition_key)
+    statements.append(str(delete.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
+    with adbc.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
+        try:
+            with conn.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+                if first is not None:
+                    reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
+                    cursor.adbc_ingest(table.name, reader, mode="append", db_schema_name=table.schema)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    return table, added

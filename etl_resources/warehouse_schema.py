@@ -49,25 +49,36 @@ def effective_schema(conn: sa.Connection, schema: str | None) -> str | None:
     return None if conn.dialect.name == "sqlite" else schema
 
 
-def ensure_table(conn: sa.Connection, schema: str | None, name: str, frame_schema: pl.Schema) -> tuple[sa.Table, list[str]]:
-    """Create the target table if missing, add columns the source grew; return it and the columns added."""
+def table_plan(conn: sa.Connection, schema: str | None, name: str, frame_schema: pl.Schema) -> tuple[list[sa.Executable], sa.Table, list[str]]:
+    """The DDL that makes the target table fit the frame (create it, or add the columns the source grew),
+    the table as it will be, and the columns added. Nothing is executed, so the caller can run the DDL
+    in the same transaction as the load, on whichever connection does the load."""
     schema = effective_schema(conn, schema)
-    if schema and conn.dialect.name != "sqlite" and not sa.inspect(conn).has_schema(schema):
-        conn.execute(sa.schema.CreateSchema(schema))
-    if not sa.inspect(conn).has_table(name, schema=schema):
+    inspector = sa.inspect(conn)
+    ddl: list[sa.Executable] = []
+    if schema and not inspector.has_schema(schema):
+        ddl.append(sa.schema.CreateSchema(schema))
+    if not inspector.has_table(name, schema=schema):
         columns = [sa.Column(col, sql_type(dtype)) for col, dtype in frame_schema.items() if col not in LINEAGE_COLUMNS]
         table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema)
-        table.create(conn)
-        return table, []
+        ddl += [sa.schema.CreateTable(table), *(sa.schema.CreateIndex(index) for index in table.indexes)]
+        return ddl, table, []
     table = _reflect_columns(conn, schema, name)
     added = [col for col in frame_schema.names() if col not in table.columns and col not in LINEAGE_COLUMNS]
+    keyword = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
     for col in added:
         column = sa.Column(col, sql_type(frame_schema[col]))
-        ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
-        keyword = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
-        conn.execute(sa.text(f"ALTER TABLE {_qualified(conn, table)} {keyword} {ddl}"))
-    if added:
-        table = _reflect_columns(conn, schema, name)
+        definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        ddl.append(sa.text(f"ALTER TABLE {_qualified(conn, table)} {keyword} {definition}"))
+        table.append_column(column)
+    return ddl, table, added
+
+
+def ensure_table(conn: sa.Connection, schema: str | None, name: str, frame_schema: pl.Schema) -> tuple[sa.Table, list[str]]:
+    """Create the target table if missing, add columns the source grew; return it and the columns added."""
+    ddl, table, added = table_plan(conn, schema, name, frame_schema)
+    for statement in ddl:
+        conn.execute(statement)
     return table, added
 
 
