@@ -20,7 +20,7 @@ from etl_resources.warehouse_schema import ensure_table, table_plan
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
 INSERT_CHUNK_ROWS = 10_000
-COPY_CHUNK_ROWS = 100_000
+COPY_CHUNK_ROWS = 50_000
 
 
 class Warehouse(dg.ConfigurableResource):
