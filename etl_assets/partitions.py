@@ -14,3 +14,8 @@ def daily_partitions(start_date: dt.date) -> dg.DailyPartitionsDefinition:
 def partition_window(partitions_def: dg.DailyPartitionsDefinition, partition_key: str) -> tuple[dt.datetime, dt.datetime]:
     window = partitions_def.time_window_for_partition_key(partition_key)
     return window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
+
+
+def existing_keys(context: dg.AssetExecutionContext, partitions_def: dg.DailyPartitionsDefinition) -> list[str]:
+    """The run's days that exist: a requested range may run past the last complete day."""
+    return [key for key in context.partition_keys if partitions_def.has_partition_key(key)]

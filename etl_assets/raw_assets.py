@@ -13,7 +13,7 @@ import polars as pl
 
 from etl_assets.audit_events import record_audit
 from etl_assets.kinds import database_kind
-from etl_assets.partitions import daily_partitions, partition_window
+from etl_assets.partitions import daily_partitions, existing_keys, partition_window
 from etl_assets.source_checks import REJECT_RATE, Tally, check_results, check_specs
 from etl_resources.config import AnySource, Contract, SqlSource
 from etl_resources.contract import REJECT_SCHEMA, apply_contract
@@ -47,8 +47,8 @@ def _validated(frames: Iterator[pl.DataFrame], contract: Contract | None, partit
         yield split.valid
 
 
-def _one_or_many(by_key: dict, context: dg.AssetExecutionContext):
-    return by_key if len(by_key) > 1 else by_key[context.partition_key]
+def _one_or_many(by_key: dict):
+    return by_key if len(by_key) > 1 else next(iter(by_key.values()))
 
 
 def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
@@ -87,9 +87,10 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         lake_io_manager: dg.ResourceParam[LakeIOManager],
     ):
         started = dt.datetime.now(dt.UTC)
-        tallies = {key: Tally() for key in context.partition_keys}
+        keys = existing_keys(context, partitions_def)
+        tallies = {key: Tally() for key in keys}
         streams = {}
-        for key in context.partition_keys:
+        for key in keys:
             window = partition_window(partitions_def, key)
             if isinstance(source, SqlSource) and source.mode == "incremental":
                 context.log.info(f"{source.name} {key}: rows with {source.watermark_column} in [{window[0]:%Y-%m-%d %H:%M}, {window[1]:%Y-%m-%d %H:%M}) UTC")
@@ -100,13 +101,13 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
             frames = _validated(_batches(source, secrets, window, context.log), source.contract, key, tallies[key])
             streams[key] = PartitionStream(frames=frames, on_failure=report)
         # Each Output is stored before this generator resumes, so the tallies are complete below.
-        yield dg.Output(_one_or_many(streams, context), output_name="raw")
+        yield dg.Output(_one_or_many(streams), output_name="raw")
         for key, tally in tallies.items():
             if tally.rejected:
                 context.log.warning(f"{source.name} {key}: {tally.rejected:,} of {tally.read:,} rows rejected")
         if source.contract is not None:
             rejects = {key: tally.rejects or [pl.DataFrame(schema=REJECT_SCHEMA)] for key, tally in tallies.items()}
-            yield dg.Output(_one_or_many(rejects, context), output_name="rejects")
+            yield dg.Output(_one_or_many(rejects), output_name="rejects")
         results = check_results(source, lake_io_manager.lake(), dataset_name(raw_key(source)), tallies)
         for result in results:
             if not result.passed and result.check_name == REJECT_RATE:

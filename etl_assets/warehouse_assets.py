@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from etl_assets.audit_events import record_audit
 from etl_assets.gate import blocking_check_failures
-from etl_assets.partitions import daily_partitions
+from etl_assets.partitions import daily_partitions, existing_keys
 from etl_assets.raw_assets import raw_key
 from etl_assets.source_checks import check_specs
 from etl_resources.config import AnySource
@@ -28,12 +28,13 @@ def table_schema(engine: sa.Engine, schema: str | None, table: str) -> dg.TableS
 def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDefinition:
     target = source.target
     blocking = [spec for spec in check_specs(source, raw_key(source)) if spec.blocking]
+    partitions_def = daily_partitions(source.start_date)
 
     @dg.asset(
         key=warehouse_key(source),
         description=f"{target.qualified} in the warehouse: each day of raw/{source.name}, replaced as a whole on every load.",
         ins={"partition": dg.AssetIn(key=raw_key(source))},
-        partitions_def=daily_partitions(source.start_date),
+        partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={warehouse_kind, "table"},
         group_name=source.group or source.name,
@@ -41,7 +42,7 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
     )
     def _load(context: dg.AssetExecutionContext, partition, warehouse: Warehouse) -> dg.MaterializeResult:
         # `partition` is a LazyFrame, or {day: LazyFrame} when the run covers several days (see LakeIOManager).
-        by_key = partition if isinstance(partition, dict) else {context.partition_key: partition}
+        by_key = partition if isinstance(partition, dict) else {existing_keys(context, partitions_def)[0]: partition}
         engine = warehouse.engine()
         for key, frame in sorted(by_key.items()):
             started = dt.datetime.now(dt.UTC)

@@ -67,7 +67,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         dataset = dataset_name(context.asset_key)
         keys = context.asset_partition_keys if context.has_asset_partitions else []
         if len(keys) > 1 or isinstance(obj, Mapping):
-            if not isinstance(obj, Mapping) or set(obj) != set(keys):
+            if not isinstance(obj, Mapping) or not set(keys) <= set(obj):
                 raise dg.DagsterInvariantViolationError(
                     f"{dataset}: a run over partitions {keys[0]}..{keys[-1]} must return a mapping with one entry per partition key"
                 )

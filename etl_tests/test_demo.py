@@ -83,3 +83,14 @@ def test_a_lake_that_cannot_be_written_fails_the_run_and_is_audited(platform, wo
     assert audit[0][:4] == ("shop_orders", YESTERDAY, "extract", "failure")
     assert "not-a-folder" in audit[0][4]
     assert platform.query(defs, "SELECT name FROM sqlite_master WHERE name = 'orders'") == []
+
+
+def test_a_range_that_runs_past_today_loads_the_days_that_exist(platform, demo_sources):
+    defs = platform.configure(demo_sources)
+    future = (dt.date.fromisoformat(YESTERDAY) + dt.timedelta(days=5)).isoformat()
+
+    result = platform.materialize(defs, YESTERDAY, future, selection=["raw/shop_orders", "warehouse/shop/orders"])
+
+    assert result.success  # today's partition does not exist until the day is over
+    assert platform.materialized_partitions(["raw", "shop_orders"]) == {YESTERDAY}
+    assert platform.query(defs, "SELECT DISTINCT _partition FROM orders") == [(YESTERDAY,)]
