@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import fsspec
 import polars as pl
 
+from etl_resources.prefetch import prefetch
 from etl_resources.progress import Progress
 
 AZURE_SCHEMES = {"abfs", "abfss", "az"}
@@ -135,7 +136,7 @@ def write_partition(
     schema: pl.Schema | None = None
     rows = 0
     progress = Progress(log, f"{dataset} {partition_key}")
-    batches = iter(frames)
+    batches = prefetch(frames)
     try:
         for frame in batches:
             schema, frame = _unify(schema, frame)
