@@ -5,6 +5,7 @@ Usage: python -m benchmarks.cases CASE JSON_ARGS   → prints one JSON line {"ro
 
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,8 +16,8 @@ import psycopg
 import sqlalchemy as sa
 
 from etl_assets.definitions import build_definitions
+from etl_assets.partitions import RANGE_START_TAG, range_tags
 
-RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 DAY = "2026-11-01"
 CONTRACT = """
     contract:
@@ -52,8 +53,6 @@ sources:
 
 
 def definitions(work: Path, yaml_text: str, warehouse: str) -> dg.Definitions:
-    import os
-
     path = work / f"sources-{abs(hash(yaml_text))}.yaml"
     path.write_text(yaml_text)
     os.environ["ETL_LAKE_URL"] = str(work / "lake")
@@ -100,9 +99,9 @@ def ours_backfill(args: dict) -> dict:
     started = time.perf_counter()
     result = dg.materialize(list(defs.assets), resources=defs.resources, instance=dg.DagsterInstance.get(),
                             selection=[dg.AssetKey(["raw", table]), dg.AssetKey(["warehouse", table])],
-                            tags={RANGE[0]: first, RANGE[1]: last})
+                            tags=range_tags(first, last))
     seconds = time.perf_counter() - started
-    runs = len(dg.DagsterInstance.get().get_run_records(dg.RunsFilter(tags={RANGE[0]: first})))
+    runs = len(dg.DagsterInstance.get().get_run_records(dg.RunsFilter(tags={RANGE_START_TAG: first})))
     with sa.create_engine(args["warehouse"]).connect() as conn:
         rows, partitions = conn.execute(sa.text(f"SELECT COUNT(*), COUNT(DISTINCT _partition) FROM {table}")).one()
     return {"rows": rows, "seconds": seconds, "partitions": partitions, "runs": runs, "success": result.success}

@@ -10,6 +10,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord, AssetCheckExecutionRecordStatus
 
+from etl_assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from etl_resources.alerts import AlertWebhook
 
 BATCH = 100
@@ -21,7 +22,7 @@ def _partition(run: dg.DagsterRun | None) -> str | None:
     tags = run.tags
     if "dagster/partition" in tags:
         return tags["dagster/partition"]
-    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     return f"{start}...{end}" if start else None
 
 

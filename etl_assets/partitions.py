@@ -5,6 +5,14 @@ import functools
 
 import dagster as dg
 
+# Dagster's tags for one run over a range of partitions (a single-run backfill).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def range_tags(start: str, end: str) -> dict[str, str]:
+    return {RANGE_START_TAG: start, RANGE_END_TAG: end}
+
 
 @functools.cache
 def daily_partitions(start_date: dt.date) -> dg.DailyPartitionsDefinition:

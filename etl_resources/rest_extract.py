@@ -213,7 +213,7 @@ def extract_rest(source: RestSource, secrets_file: Path, window: tuple[dt.dateti
             records = select_records(source, body)
             pages += 1
             seen += len(records)
-            log.info(f"source '{source.name}' {values['start_date']}: page {pages}, {len(records)} records, {seen:,} so far")
+            log.debug(f"source '{source.name}' {values['start_date']}: page {pages}, {len(records)} records, {seen:,} so far")
             if records or pages == 1:
                 yield records_frame(source, records)
             total = json_path(body, paging.total_path) if paging.total_path else None

@@ -6,45 +6,13 @@ from collections.abc import Iterator
 import polars as pl
 import sqlalchemy as sa
 
+from etl_resources.adbc import connect_adbc
 from etl_resources.config import SqlSource
+from etl_resources.type_mapping import polars_dtype
 
 
 class SourceUnavailableError(RuntimeError):
     """The source database could not be reached or the extract query failed."""
-
-
-def polars_dtype(column_type: sa.types.TypeEngine, dialect: str) -> pl.DataType | None:
-    """The polars type for a reflected column, or None to let polars infer it from the values."""
-    if dialect == "sqlite" and isinstance(column_type, sa.Integer):
-        return pl.Int64()  # SQLite INTEGER holds 64-bit values whatever the declared name
-    if isinstance(column_type, sa.Boolean):
-        return pl.Boolean()
-    if isinstance(column_type, sa.SmallInteger):
-        return pl.Int16()
-    if isinstance(column_type, sa.BigInteger):
-        return pl.Int64()
-    if isinstance(column_type, sa.Integer):
-        return pl.Int32() if type(column_type).__name__.upper() in {"INTEGER", "INT"} else pl.Int64()
-    if isinstance(column_type, sa.REAL) or (isinstance(column_type, sa.Float) and (column_type.precision or 53) <= 24):
-        return pl.Float32()
-    if isinstance(column_type, sa.Float):
-        return pl.Float64()
-    if isinstance(column_type, sa.Numeric):
-        precision, scale = column_type.precision, column_type.scale
-        if precision is not None and scale is not None and precision <= 38:
-            return pl.Decimal(precision, scale)
-        return pl.Float64() if scale is None and precision is None else pl.Decimal(38, scale or 0)
-    if isinstance(column_type, sa.DateTime):
-        return pl.Datetime("us", "UTC") if column_type.timezone else pl.Datetime("us")
-    if isinstance(column_type, sa.Date):
-        return pl.Date()
-    if isinstance(column_type, sa.Time):
-        return pl.Time()
-    if isinstance(column_type, sa.String):
-        return pl.String()
-    if isinstance(column_type, sa.LargeBinary):
-        return pl.Binary()
-    return None
 
 
 def build_select(source: SqlSource, conn: sa.Connection, window: tuple[dt.datetime, dt.datetime] | None) -> tuple[sa.Select, dict[str, pl.DataType]]:
@@ -131,11 +99,9 @@ def _cursor_frames(source: SqlSource, conn: sa.Connection, statement: sa.Select,
 
 def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, known: dict[str, pl.DataType], redacted: str) -> Iterator[pl.DataFrame]:
     import adbc_driver_manager
-    import adbc_driver_postgresql.dbapi as adbc
 
-    uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        with adbc.connect(uri) as conn, conn.cursor() as cursor:
+        with connect_adbc(url) as conn, conn.cursor() as cursor:
             cursor.execute(sql)
             reader = cursor.fetch_record_batch()
             yielded = False

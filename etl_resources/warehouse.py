@@ -13,9 +13,10 @@ import polars as pl
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
+from etl_resources.adbc import connect_adbc
 from etl_resources.progress import Progress
 from etl_resources.secrets import SecretResolver
-from etl_resources.sql_extract import polars_dtype
+from etl_resources.type_mapping import polars_dtype
 from etl_resources.warehouse_schema import ensure_table, table_plan
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
@@ -109,7 +110,6 @@ def _replace_postgres(
     engine: sa.Engine, schema: str | None, table_name: str, partition_key: str, frame: pl.LazyFrame, progress: Progress, files: set[str]
 ) -> tuple[sa.Table, list[str]]:
     """DDL, delete and a binary COPY of Arrow batches (ADBC ingest), all in one ADBC transaction."""
-    import adbc_driver_postgresql.dbapi as adbc
     import pyarrow as pa
 
     with engine.connect() as probe:
@@ -123,7 +123,7 @@ def _replace_postgres(
     statements = [str(statement.compile(dialect=dialect)) for statement in ddl]
     delete = table.delete().where(table.c["_partition"] == partition_key)
     statements.append(str(delete.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
-    with adbc.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
+    with connect_adbc(engine.url) as conn:
         try:
             with conn.cursor() as cursor:
                 for statement in statements:

@@ -1,39 +1,11 @@
-"""Warehouse tables from Parquet schemas: the polars → SQLAlchemy type mapping, create, and add-column."""
+"""Warehouse tables from Parquet schemas: create them, and add the columns a source grew."""
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql
+
+from etl_resources.type_mapping import sql_type
 
 LINEAGE_COLUMNS = ("_loaded_at", "_source_file", "_partition")
-
-
-def sql_type(dtype: pl.DataType) -> sa.types.TypeEngine:
-    """One mapping for every dialect, with T-SQL variants pinned so SQL Server never gets NTEXT, IMAGE or DATETIME."""
-    if dtype == pl.Boolean:
-        return sa.Boolean()
-    if dtype in (pl.Int8, pl.Int16, pl.UInt8):
-        return sa.SmallInteger()
-    if dtype in (pl.Int32, pl.UInt16):
-        return sa.Integer()
-    if dtype.is_integer():
-        return sa.BigInteger()
-    if dtype == pl.Float32:
-        return sa.Float(24)
-    if dtype.is_float():
-        return sa.Double()
-    if isinstance(dtype, pl.Decimal):
-        return sa.Numeric(dtype.precision, dtype.scale)
-    if isinstance(dtype, pl.Datetime):
-        if dtype.time_zone is not None:
-            return sa.DateTime(timezone=True).with_variant(mssql.DATETIMEOFFSET(), "mssql")
-        return sa.DateTime().with_variant(mssql.DATETIME2(), "mssql")
-    if dtype == pl.Date:
-        return sa.Date().with_variant(mssql.DATE(), "mssql")
-    if dtype == pl.Time:
-        return sa.Time().with_variant(mssql.TIME(), "mssql")
-    if dtype == pl.Binary:
-        return sa.LargeBinary().with_variant(mssql.VARBINARY("max"), "mssql")
-    return sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")
 
 
 def lineage_columns() -> list[sa.Column]:

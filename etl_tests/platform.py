@@ -9,10 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from etl_assets.definitions import build_definitions
+from etl_assets.partitions import range_tags
 from etl_resources.lake import Lake, read_manifest
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 
 @dataclass
@@ -32,7 +30,7 @@ class Platform:
 
     def materialize(self, defs: dg.Definitions, start: str, end: str | None = None, selection: list[str] | None = None, raise_on_error: bool = True):
         """One run over a partition, or over start..end as a single-run backfill."""
-        kwargs = {"partition_key": start} if end is None else {"tags": {RANGE_START: start, RANGE_END: end}}
+        kwargs = {"partition_key": start} if end is None else {"tags": range_tags(start, end)}
         return dg.materialize(
             list(defs.assets),
             resources=defs.resources,

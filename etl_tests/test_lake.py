@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from azure.storage.blob import ContainerClient
 
-from etl_assets.partitions import daily_partitions
+from etl_assets.partitions import daily_partitions, range_tags
 from etl_resources.lake import scan_partition
 from etl_resources.lake_io_manager import LakeIOManager
 from etl_tests.servers import AZURITE_KEY
@@ -75,7 +75,7 @@ def test_io_manager_writes_a_partition_range_and_reads_it_back(lake_backend, ins
         assets,
         resources={"lake_io_manager": io_manager},
         instance=instance,
-        tags={"dagster/asset_partition_range_start": "2026-11-01", "dagster/asset_partition_range_end": "2026-11-02"},
+        tags=range_tags("2026-11-01", "2026-11-02"),
     )
 
     assert result.success

@@ -5,7 +5,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, postgresql
 
 from etl_resources.audit import audit_log
-from etl_resources.warehouse_schema import lineage_columns, sql_type
+from etl_resources.type_mapping import sql_type
+from etl_resources.warehouse_schema import lineage_columns
 
 FRAME = pl.Schema(
     {

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from etl_assets.definitions import defs
 from etl_assets.demo.events_api import DEMO_API_PORT, serve
+from etl_assets.partitions import range_tags
 from etl_resources.audit import audit_log
 from etl_resources.lake import Lake, read_manifest
 from etl_resources.lake_io_manager import dataset_name
@@ -36,7 +37,7 @@ def main(days: int) -> int:
         resources=defs.resources,
         instance=dg.DagsterInstance.get(),
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        tags=range_tags(keys[0], keys[-1]),
     )
     if not result.success:
         print("The demo run failed; see the log above.", file=sys.stderr)
