@@ -22,6 +22,9 @@ from etl_resources.progress import Progress
 
 AZURE_SCHEMES = {"abfs", "abfss", "az"}
 MANIFEST = "_manifest.json"
+# zstd at level 1 writes about 1.6x faster than polars' default level 3 for a few percent more bytes;
+# Synapse, Databricks, DuckDB and Spark all read it.
+PARQUET_ZSTD_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class Lake:
 
     def display(self, path: str) -> str:
         return self.display_root + path[len(self.root) :]
+
+    def relative(self, path: str) -> str:
+        """The path inside the lake (`raw/orders/date=…/part-….parquet`): stays true if the lake moves."""
+        return path[len(self.root) :].lstrip("/")
 
     def polars_path(self, path: str) -> str:
         return self.polars_prefix + path
@@ -144,7 +151,7 @@ def write_partition(
                 continue
             path = f"{staging}/part-{len(staged):05d}.parquet"
             with fs.open(path, "wb") as fh:
-                frame.write_parquet(fh, compression="zstd", statistics=True)
+                frame.write_parquet(fh, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, statistics=True)
             staged.append(path)
             rows += frame.height
             progress.add(frame.height)
@@ -208,10 +215,10 @@ def partition_files(lake: Lake, dataset: str, partition_key: str) -> list[str]:
 
 
 def scan_partition(lake: Lake, dataset: str, partition_key: str, file_column: str | None = None) -> pl.LazyFrame:
-    """A lazy frame over the committed files of one partition; `file_column` names each row's file."""
+    """A lazy frame over the committed files of one partition; `file_column` names each row's file, relative to the lake root."""
 
     def scan(path: str) -> pl.LazyFrame:
         frame = pl.scan_parquet(lake.polars_path(path), storage_options=lake.polars_options)
-        return frame if file_column is None else frame.with_columns(pl.lit(lake.display(path)).alias(file_column))
+        return frame if file_column is None else frame.with_columns(pl.lit(lake.relative(path)).alias(file_column))
 
     return pl.concat([scan(path) for path in partition_files(lake, dataset, partition_key)], how="diagonal_relaxed")

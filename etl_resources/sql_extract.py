@@ -10,24 +10,39 @@ from etl_resources.adbc import connect_adbc
 from etl_resources.config import SqlSource
 from etl_resources.type_mapping import polars_dtype
 
+# The driver's default of 16 MB record batches costs about 40 MB more peak memory and reads no faster.
+ADBC_BATCH_BYTES = 4 * 1024 * 1024
+
 
 class SourceUnavailableError(RuntimeError):
     """The source database could not be reached or the extract query failed."""
 
 
-def build_select(source: SqlSource, conn: sa.Connection, window: tuple[dt.datetime, dt.datetime] | None) -> tuple[sa.Select, dict[str, pl.DataType]]:
-    """The SELECT for one partition, and the polars types known from the table's reflected columns."""
+def build_select(
+    source: SqlSource,
+    conn: sa.Connection,
+    window: tuple[dt.datetime, dt.datetime] | None,
+    decimals_as_text: bool = False,
+) -> tuple[sa.Select, dict[str, pl.DataType]]:
+    """The SELECT for one partition, and the polars types known from the table's reflected columns.
+
+    `decimals_as_text` has the server render decimal columns as text, which the columnar reader takes
+    faster than PostgreSQL's binary numeric; `known` turns them back into exact decimals.
+    """
     if source.table:
         schema, _, name = source.table.rpartition(".")
         table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
         selectable: sa.FromClause = table
         known = {c.name: dtype for c in table.columns if (dtype := polars_dtype(c.type, conn.dialect.name)) is not None}
+        statement = sa.select(
+            *(sa.cast(c, sa.Text).label(c.name) if decimals_as_text and isinstance(known.get(c.name), pl.Decimal) else c for c in table.columns)
+        )
     else:
         columns = [sa.column(source.watermark_column)] if source.watermark_column else []
         selectable = sa.text(source.query).columns(*columns).subquery("src")
         known = {}
-    # SELECT * over a query: its columns are unknown until it runs.
-    statement = sa.select(selectable) if source.table else sa.select(sa.literal_column("*")).select_from(selectable)
+        # SELECT * over a query: its columns are unknown until it runs.
+        statement = sa.select(sa.literal_column("*")).select_from(selectable)
     if source.mode == "incremental" and window is not None:
         watermark = selectable.c[source.watermark_column]
         start, end = window
@@ -69,11 +84,12 @@ def extract(
                 "(fix: check the database is up and the `connection` URL and its secrets are right)"
             ) from None
         with conn:
+            postgres = conn.dialect.name == "postgresql"
             try:
-                statement, known = build_select(source, conn, window)
+                statement, known = build_select(source, conn, window, decimals_as_text=postgres)
             except sa.exc.NoSuchTableError as err:
                 raise SourceUnavailableError(f"source '{source.name}', field 'table': table {err} does not exist in {redacted}") from None
-            if conn.dialect.name == "postgresql":
+            if postgres:
                 sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
                 frames = _adbc_frames(source, url, sql, known, redacted)
             else:
@@ -102,6 +118,7 @@ def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, known: dict[str, pl.D
 
     try:
         with connect_adbc(url) as conn, conn.cursor() as cursor:
+            cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
             cursor.execute(sql)
             reader = cursor.fetch_record_batch()
             yielded = False
@@ -115,17 +132,20 @@ def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, known: dict[str, pl.D
 
 
 def _typed_arrow(batch, known: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Arrow to polars; PostgreSQL `numeric` arrives as text and gets its reflected decimal type back."""
+    """Arrow to polars; decimals arrive as text (cast by us, or PostgreSQL `numeric` in a query) and get their type back."""
     import pyarrow as pa
 
-    columns = {}
+    columns = []
     for field, column in zip(batch.schema, batch.columns, strict=True):
-        if isinstance(field.type, pa.BaseExtensionType):
-            text = pl.from_arrow(column.storage)
-            columns[field.name] = text.cast(known[field.name]) if field.name in known else text.str.to_decimal()
-        else:
-            columns[field.name] = pl.from_arrow(column)
-    return pl.DataFrame([series.alias(name) for name, series in columns.items()])
+        opaque = isinstance(field.type, pa.BaseExtensionType)
+        series = pl.from_arrow(column.storage if opaque else column)
+        target = known.get(field.name)
+        if isinstance(target, pl.Decimal) and series.dtype == pl.String:
+            series = series.cast(target)
+        elif opaque:
+            series = series.cast(target) if target is not None else series.str.to_decimal()
+        columns.append(series.alias(field.name))
+    return pl.DataFrame(columns)
 
 
 def _rechunk(frames: Iterator[pl.DataFrame], size: int) -> Iterator[pl.DataFrame]:
