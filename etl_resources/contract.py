@@ -75,35 +75,45 @@ def _typed(value: pl.Expr, source: pl.DataType, rule: ColumnRule) -> pl.Expr:
     return value.cast(dtype, strict=False)
 
 
-def _error(condition: pl.Expr, field: str, reason: str) -> pl.Expr:
-    return pl.when(condition).then(pl.struct(field=pl.lit(field), reason=pl.lit(reason)))
+@dataclass(frozen=True)
+class Rule:
+    """One way a value can break the contract: the condition that flags it, and the reason a reject records."""
+
+    broken: pl.Expr
+    field: str
+    reason: str
+
+    def error(self) -> pl.Expr:
+        return pl.when(self.broken).then(pl.struct(field=pl.lit(self.field), reason=pl.lit(self.reason)))
 
 
-def _column(frame_schema: pl.Schema, name: str, rule: ColumnRule) -> tuple[pl.Expr, list[pl.Expr]]:
-    """The normalised, typed value of one column, and the expressions of its possible errors."""
+def _column(frame_schema: pl.Schema, name: str, rule: ColumnRule) -> tuple[pl.Expr, list[Rule]]:
+    """The normalised, typed value of one column, and the rules it can break."""
     source = frame_schema[name]
     raw = pl.col(name)
     text = raw if source == pl.String else raw.cast(pl.String) if rule.type == "string" else None
     if text is not None:
         text = text.str.strip_chars() if rule.trim else text
         text = text.str.to_lowercase() if rule.lowercase else text
-    present = raw.is_not_null() if text is None else raw.is_not_null() & ((text != "") | pl.lit(rule.type == "string"))
+    # An empty string is a missing value for every type but string, where `not_empty` decides.
+    present = raw.is_not_null() if text is None or rule.type == "string" else raw.is_not_null() & (text != "")
     value = text if rule.type == "string" else _typed(text if text is not None else raw, pl.String if text is not None else source, rule)
-    errors = []
+    rules = []
     if rule.required:
-        errors.append(_error(~present, name, "required: the value is missing"))
-    errors.append(_error(present & value.is_null(), name, f"type: not a valid {rule.type}"))
+        rules.append(Rule(~present, name, "required: the value is missing"))
+    if rule.type != "string":  # any present value reads as a string
+        rules.append(Rule(present & value.is_null(), name, f"type: not a valid {rule.type}"))
     if rule.not_empty:
-        errors.append(_error(present & (value.cast(pl.String).str.strip_chars() == ""), name, "not_empty: the value is empty"))
+        rules.append(Rule(present & ~value.cast(pl.String).str.contains(r"\S"), name, "not_empty: the value is empty"))
     if rule.min is not None:
-        errors.append(_error(value < rule.min, name, f"min: below {rule.min:g}"))
+        rules.append(Rule(value < rule.min, name, f"min: below {rule.min:g}"))
     if rule.max is not None:
-        errors.append(_error(value > rule.max, name, f"max: above {rule.max:g}"))
+        rules.append(Rule(value > rule.max, name, f"max: above {rule.max:g}"))
     if rule.allowed is not None:
-        errors.append(_error(value.is_not_null() & ~value.is_in(rule.allowed), name, f"allowed: not one of {', '.join(map(str, rule.allowed))}"))
+        rules.append(Rule(value.is_not_null() & ~value.is_in(rule.allowed), name, f"allowed: not one of {', '.join(map(str, rule.allowed))}"))
     if rule.pattern is not None:
-        errors.append(_error(value.is_not_null() & ~value.cast(pl.String).str.contains(rule.pattern), name, f"pattern: does not match {rule.pattern}"))
-    return value.alias(name), errors
+        rules.append(Rule(value.is_not_null() & ~value.cast(pl.String).str.contains(rule.pattern), name, f"pattern: does not match {rule.pattern}"))
+    return value.alias(name), rules
 
 
 def apply_contract(contract: Contract | None, frame: pl.DataFrame, row_offset: int, partition_key: str) -> Split:
@@ -112,20 +122,23 @@ def apply_contract(contract: Contract | None, frame: pl.DataFrame, row_offset: i
         return Split(valid=frame.drop(RECORD_COLUMN, strict=False), rejects=pl.DataFrame(schema=REJECT_SCHEMA))
     missing = [pl.lit(None, pl.String).alias(name) for name in contract.columns if name not in frame.columns]
     frame = frame.with_columns(missing).with_row_index("__row", offset=row_offset)
-    values, errors = [], []
+    typed, rules = [], []
     for name, rule in contract.columns.items():
-        value, column_errors = _column(frame.schema, name, rule)
-        values.append(value.alias(f"__value_{name}"))
-        errors.extend(column_errors)
-    checked = frame.with_columns(*values, pl.concat_list(errors).list.drop_nulls().alias("__errors"))
-    is_valid = pl.col("__errors").list.len() == 0
+        value, column_rules = _column(frame.schema, name, rule)
+        typed.append(value)
+        rules.extend(column_rules)
     extra = [c for c in frame.columns if c not in contract.columns and not c.startswith("__") and c != RECORD_COLUMN]
-    valid = checked.filter(is_valid).select(
-        *(pl.col(f"__value_{name}").alias(name) for name in contract.columns),
-        *(extra if contract.extra_columns == "keep" else []),
-    )
+    columns = [*typed, *(extra if contract.extra_columns == "keep" else [])]
+    # One boolean pass decides validity; reasons are worked out only for the rows that failed, and a
+    # batch with none skips the filtering copies.
+    broken = frame.select(pl.any_horizontal(r.broken for r in rules).fill_null(False)).to_series()
+    if not broken.any():
+        return Split(valid=frame.select(columns), rejects=pl.DataFrame(schema=REJECT_SCHEMA))
+    frame = frame.with_columns(broken.alias("__broken"))
+    valid = frame.filter(~pl.col("__broken")).select(columns)
     record = pl.col(RECORD_COLUMN) if RECORD_COLUMN in frame.columns else pl.struct(c for c in frame.columns if not c.startswith("__")).struct.json_encode()
-    rejects = checked.filter(~is_valid).select(
+    errors = pl.concat_list(r.error() for r in rules).list.drop_nulls()
+    rejects = frame.filter(pl.col("__broken")).with_columns(errors.alias("__errors")).select(
         pl.col("__row").cast(pl.Int64).alias("row_index"),
         pl.col("__errors").cast(pl.List(ERROR)).alias("errors"),
         pl.col("__errors").list.len().alias("error_count"),
