@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from pydantic import PrivateAttr
 
 from etl_resources.adbc import connect_adbc
+from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, fast_insert, uses_fast_executemany
+from etl_resources.prefetch import prefetch
 from etl_resources.progress import Progress
 from etl_resources.secrets import SecretResolver
 from etl_resources.type_mapping import polars_dtype
@@ -21,7 +23,7 @@ from etl_resources.warehouse_schema import ensure_table, table_plan
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
 INSERT_CHUNK_ROWS = 10_000
-COPY_CHUNK_ROWS = 50_000
+COPY_CHUNK_ROWS = 25_000
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -99,8 +101,11 @@ def replace_partition(
         with engine.begin() as conn:
             table, added = ensure_table(conn, schema, table_name, frame.collect_schema())
             conn.execute(table.delete().where(table.c["_partition"] == partition_key))
-            for batch in _counted(frame, INSERT_CHUNK_ROWS, progress, files):
-                conn.execute(table.insert(), batch.to_dicts())
+            if uses_fast_executemany(conn.dialect):
+                fast_insert(conn, table, _counted(frame, FAST_EXECUTEMANY_ROWS, progress, files))
+            else:
+                for batch in _counted(frame, INSERT_CHUNK_ROWS, progress, files):
+                    conn.execute(table.insert(), batch.to_dicts())
     if log:
         log.info(f"{table.fullname} {partition_key}: loaded {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
@@ -118,21 +123,25 @@ def _replace_postgres(
     # Binary COPY wants each column in exactly the table's type.
     target = {column.name: polars_dtype(column.type, "postgresql") for column in table.columns}
     frame = frame.cast({name: dtype for name, dtype in target.items() if dtype is not None and name in frame.collect_schema()})
-    batches = (record_batch for batch in _counted(frame, COPY_CHUNK_ROWS, progress, files) for record_batch in batch.to_arrow().to_batches())
-    first = next(batches, None)
+    # Parquet decoding runs on a read-ahead thread while the driver encodes and sends the previous batch.
+    batches = prefetch(record_batch for batch in _counted(frame, COPY_CHUNK_ROWS, progress, files) for record_batch in batch.to_arrow().to_batches())
     statements = [str(statement.compile(dialect=dialect)) for statement in ddl]
     delete = table.delete().where(table.c["_partition"] == partition_key)
     statements.append(str(delete.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
-    with connect_adbc(engine.url) as conn:
-        try:
-            with conn.cursor() as cursor:
-                for statement in statements:
-                    cursor.execute(statement)
-                if first is not None:
-                    reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
-                    cursor.adbc_ingest(table.name, reader, mode="append", db_schema_name=table.schema)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+    try:
+        first = next(batches, None)
+        with connect_adbc(engine.url) as conn:
+            try:
+                with conn.cursor() as cursor:
+                    for statement in statements:
+                        cursor.execute(statement)
+                    if first is not None:
+                        reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
+                        cursor.adbc_ingest(table.name, reader, mode="append", db_schema_name=table.schema)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+    finally:
+        batches.close()
     return table, added

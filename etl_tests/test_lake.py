@@ -83,8 +83,7 @@ def test_io_manager_writes_a_partition_range_and_reads_it_back(lake_backend, ins
         names = blobs(container, f"lake/numbers/date={day}/")
         assert names[0] == "_manifest.json" and len(names) == 3 and all(n.endswith(".parquet") for n in names[1:])
         assert seen[day].sort("n").to_dict(as_series=False)["n"] == [1, 2, 3, 40]
-        prefix = io_manager.url if isinstance(container, Path) else f"abfss://{container.container_name}@devstoreaccount1"
-        assert seen[day]["_source_file"].str.starts_with(prefix).all()
+        assert seen[day]["_source_file"].is_in([f"numbers/date={day}/{name}" for name in names[1:]]).all()
     assert instance.get_materialized_partitions(dg.AssetKey("numbers")) == {"2026-11-01", "2026-11-02"}
     assert blobs(container, "lake/numbers/_staging/") == []
 
@@ -134,4 +133,4 @@ def test_a_source_partition_end_to_end_through_azurite(platform, azurite, contai
     assert names[0] == "_manifest.json" and names[1].startswith("part-")
     (count, files) = platform.query(defs, "SELECT COUNT(*), MIN(_source_file) FROM orders")[0]
     assert count == platform.manifest(defs, "raw/shop_orders", day)["rows"] > 0
-    assert files == f"abfss://{container.container_name}@devstoreaccount1.dfs.core.windows.net/bronze/raw/shop_orders/date={day}/{names[1]}"
+    assert files == f"raw/shop_orders/date={day}/{names[1]}"

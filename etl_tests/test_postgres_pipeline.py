@@ -110,8 +110,11 @@ def test_types_and_values_survive_end_to_end(platform, shop):
     assert columns["amount"] == "numeric(12,2)"
     assert columns["ordered_at"] == "timestamp with time zone"
     assert columns["paid"] == "boolean"
-    assert columns["_partition"] == "character varying"
+    assert columns["_partition"] == "text"
     assert columns["tags"] == "text"
+    assert platform.query(defs, "SELECT indexdef FROM pg_indexes WHERE schemaname = 'dw' AND tablename = 'orders'") == [
+        ("CREATE INDEX ix_orders__partition ON dw.orders USING brin (_partition)",)
+    ]
     assert platform.query(defs, "SELECT tags FROM dw.orders WHERE tags IS NOT NULL ORDER BY order_id LIMIT 1") == [('["gift", "d0"]',)]
     window = "ordered_at >= '2026-11-02T00:00Z' AND ordered_at < '2026-11-03T00:00Z'"
     expected = source_sql(shop, f"SELECT COUNT(*), SUM(amount), SUM(order_id), SUM(EXTRACT(EPOCH FROM ordered_at)), COUNT(note) FROM sales.orders WHERE {window}")

@@ -6,7 +6,7 @@ from sqlalchemy.dialects import mssql, postgresql
 
 from etl_resources.audit import audit_log
 from etl_resources.type_mapping import sql_type
-from etl_resources.warehouse_schema import lineage_columns
+from etl_resources.warehouse_schema import lineage_columns, partition_index
 
 FRAME = pl.Schema(
     {
@@ -57,3 +57,11 @@ def test_postgresql_keeps_zones_and_decimals():
     assert "ordered_at TIMESTAMP WITH TIME ZONE" in ddl
     assert "shipped_at TIMESTAMP WITHOUT TIME ZONE" in ddl
     assert "amount NUMERIC(12, 2)" in ddl and "note TEXT" in ddl and "blob BYTEA" in ddl
+
+
+def test_the_partition_index_is_brin_on_postgresql_and_a_btree_on_azure_sql():
+    table = sa.Table("orders", sa.MetaData(), *lineage_columns(), schema="dw")
+    index = sa.schema.CreateIndex(partition_index(table))
+
+    assert str(index.compile(dialect=postgresql.dialect())) == "CREATE INDEX ix_orders__partition ON dw.orders USING brin (_partition)"
+    assert str(index.compile(dialect=mssql.dialect())) == "CREATE INDEX ix_orders__partition ON dw.orders (_partition)"
