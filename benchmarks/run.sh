@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark extract and load against dlt and the COPY floors, on one PostgreSQL, in one run.
-# Usage: bash benchmarks/run.sh [ROWS]   (default 3000000)
+# Usage: bash benchmarks/run.sh [ROWS] [REPEAT]   (defaults 3000000 and 3: runs of each compared case, median kept)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test-servers
@@ -13,4 +13,4 @@ if [ ! -f "$stamp" ]; then
     .etl/bench-venv/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
     rm -f .etl/bench-venv/.installed-* && touch "$stamp"
 fi
-exec .venv/bin/python -m benchmarks.run --rows "${1:-3000000}"
+exec .venv/bin/python -m benchmarks.run --rows "${1:-3000000}" --repeat "${2:-3}"
