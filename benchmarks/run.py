@@ -13,6 +13,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -60,6 +61,20 @@ def run_case(python: Path, script: list[str], case: str, args: dict, env: dict, 
 
 # The cases behind the target ratios; the slow peers (minutes at millions of rows) run once.
 REPEATED = ("copy_extract_floor", "ours_extract", "ours_extract_contract", "dlt_connectorx", "copy_load_floor", "ours_load")
+
+
+def quiesce(dsns: list[str], seconds: float = 300) -> None:
+    """Vacuum what the earlier cases wrote and flush their dirty pages, so that no case pays for another's
+    writes: on 2 cores an autovacuum worker that wakes up mid-case takes a core from it."""
+    deadline = time.monotonic() + seconds
+    for dsn in dsns:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                if not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'").fetchone()[0]:
+                    break
+                time.sleep(0.5)
+            conn.execute("VACUUM ANALYZE")
+            conn.execute("CHECKPOINT")
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -123,9 +138,7 @@ def main(rows: int, repeat: int) -> int:
             if name in resets:
                 with psycopg.connect(resets[name][0], autocommit=True) as conn:
                     conn.execute(resets[name][1])
-            # Every case starts with the earlier cases' dirty pages flushed, so none pays for another's writes.
-            with psycopg.connect(source_dsn, autocommit=True) as conn:
-                conn.execute("CHECKPOINT")
+            quiesce([source_dsn, warehouse_dsn])
             runs.setdefault(name, []).append(run_case(python, script, case, case_args, env, log))
         results = {name: median_of(runs[name]) for name, *_ in plan}
         with psycopg.connect(warehouse_dsn) as conn:
