@@ -5,20 +5,24 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets.raw_assets import build_raw_asset
+from etl_assets.source_schedules import source_job, source_schedule
 from etl_assets.warehouse_assets import build_warehouse_asset
 from etl_resources.config import load_sources
 from etl_resources.secrets import DEFAULT_SECRETS_FILE
 
 
 class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
-    """Raw and warehouse assets for every enabled source in a sources YAML file."""
+    """Raw and warehouse assets, a job and a schedule for every enabled source in a sources YAML file."""
 
     sources_file: str
     secrets_file: str = DEFAULT_SECRETS_FILE
     warehouse_kind: str = "sql"
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        sources = load_sources(Path(self.sources_file), Path(self.secrets_file))
+        sources = load_sources(Path(self.sources_file), Path(self.secrets_file)).enabled
+        jobs = {source.name: source_job(source) for source in sources}
         return dg.Definitions(
-            assets=[asset for source in sources.enabled for asset in (build_raw_asset(source), build_warehouse_asset(source, self.warehouse_kind))]
+            assets=[asset for source in sources for asset in (build_raw_asset(source), build_warehouse_asset(source, self.warehouse_kind))],
+            jobs=list(jobs.values()),
+            schedules=[source_schedule(source, jobs[source.name]) for source in sources if source.schedule],
         )

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 import sqlalchemy as sa
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from etl_resources.secrets import SECRET_REF, lookup_secret, missing_secret_message, secret_names
 
@@ -16,6 +16,21 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER)]
 SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 QualifiedTable = Annotated[str, StringConstraints(pattern=r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+
+def _cron(value: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(value):
+        raise ValueError(f"{value!r} is not a cron expression (fix: five fields, minute hour day month weekday, e.g. '15 0 * * *')")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+# Dagster's owner format: a team or an email address.
+Owner = Annotated[str, StringConstraints(pattern=r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")]
+DEFAULT_SCHEDULE = "15 0 * * *"
 
 HINTS = {
     "missing": "add the field",
@@ -25,6 +40,7 @@ HINTS = {
     "date_type": "write the date as YYYY-MM-DD, e.g. 2026-11-01",
     "string_pattern_mismatch": "use letters, digits and underscores only, starting with a letter or underscore",
 }
+OWNER_HINT = "write team:<name> or an email address"
 
 
 class Target(BaseModel):
@@ -94,6 +110,15 @@ class Checks(BaseModel):
     schema_change: bool = True
 
 
+class Freshness(BaseModel):
+    """How late the newest day may arrive: by `deadline` (cron, UTC) the day before must be materialized."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deadline: Cron = "0 6 * * *"
+    severity: Literal["warn", "error"] = "warn"
+
+
 class BaseSource(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -104,6 +129,11 @@ class BaseSource(BaseModel):
     enabled: bool = True
     batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
     group: Identifier | None = None
+    owners: list[Owner] = []
+    tags: dict[Identifier, Annotated[str, StringConstraints(max_length=63)]] = {}
+    # When the day that just closed (UTC) is extracted and loaded; null for no schedule.
+    schedule: Cron | None = DEFAULT_SCHEDULE
+    freshness: Freshness | None = Freshness()
     contract: Contract | None = None
     checks: Checks = Checks()
 
@@ -304,6 +334,8 @@ def _describe(error: dict[str, Any], raw_sources: Any) -> str:
             message, hint = f"unknown type {error['input']!r}", "use string, int, float, bool, date, timestamp or decimal(p,s)"
         elif loc[-1] == "name" and len(loc) == 3:
             hint = "use lower-case letters, digits and underscores, starting with a letter"
+        elif "owners" in loc:
+            message, hint = f"{error['input']!r} is not an owner", OWNER_HINT
     return f"{where}, field '{field}': {message}" + (f" (fix: {hint})" if hint else "")
 
 
