@@ -62,6 +62,8 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
             group_name=source.group or source.name,
             io_manager_key="lake_io_manager",
             metadata={"source": source.name, "kind": source.kind},
+            owners=source.owners,
+            tags=source.tags,
         )
     }
     if source.contract is not None:
@@ -71,6 +73,8 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
             kinds={"parquet"},
             group_name=source.group or source.name,
             io_manager_key="lake_io_manager",
+            owners=source.owners,
+            tags=source.tags,
         )
 
     @dg.multi_asset(

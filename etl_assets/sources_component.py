@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_assets.freshness import freshness_checks, freshness_sensor
 from etl_assets.raw_assets import build_raw_asset
 from etl_assets.source_schedules import source_job, source_schedule
 from etl_assets.warehouse_assets import build_warehouse_asset
@@ -21,8 +22,12 @@ class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         sources = load_sources(Path(self.sources_file), Path(self.secrets_file)).enabled
         jobs = {source.name: source_job(source) for source in sources}
+        warehouse = {source.name: build_warehouse_asset(source, self.warehouse_kind) for source in sources}
+        checks = freshness_checks(sources, warehouse)
         return dg.Definitions(
-            assets=[asset for source in sources for asset in (build_raw_asset(source), build_warehouse_asset(source, self.warehouse_kind))],
+            assets=[build_raw_asset(source) for source in sources] + list(warehouse.values()),
+            asset_checks=checks,
             jobs=list(jobs.values()),
             schedules=[source_schedule(source, jobs[source.name]) for source in sources if source.schedule],
+            sensors=[freshness_sensor(checks)] if checks else [],
         )

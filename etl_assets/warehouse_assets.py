@@ -39,6 +39,8 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
         kinds={warehouse_kind, "table"},
         group_name=source.group or source.name,
         metadata={"source": source.name, "dagster/table_name": target.qualified},
+        owners=source.owners,
+        tags=source.tags,
     )
     def _load(context: dg.AssetExecutionContext, partition, warehouse: Warehouse) -> dg.MaterializeResult:
         # `partition` is a LazyFrame, or {day: LazyFrame} when the run covers several days (see LakeIOManager).

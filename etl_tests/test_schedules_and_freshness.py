@@ -67,3 +67,27 @@ def test_the_scheduled_job_extracts_checks_and_loads_the_day_in_one_run(platform
     assert checks and all(check.passed for check in checks)
     rows = platform.query(defs, "SELECT COUNT(*) FROM orders WHERE _partition = :day", day=day)[0][0]
     assert rows == platform.manifest(defs, "raw/shop_orders", day)["rows"] > 0
+
+
+def run_freshness_checks(platform, defs: dg.Definitions) -> dict[dg.AssetKey, bool]:
+    checks = list(defs.asset_checks)
+    result = dg.materialize(
+        [*defs.assets, *checks], resources=defs.resources, instance=platform.instance,
+        selection=dg.AssetSelection.checks(*checks), raise_on_error=False,
+    )
+    return {e.asset_key: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_a_source_whose_last_day_is_missing_after_its_deadline_is_not_fresh(platform, demo_sources):
+    """The deadline is midnight, so yesterday must be in the warehouse by now."""
+    defs = platform.configure(SOURCES.replace("    schedule: null\n", "    schedule: null\n    freshness: null\n").replace(
+        "    mode: incremental\n", "    mode: incremental\n    freshness: {deadline: '0 0 * * *', severity: error}\n"))
+    orders = dg.AssetKey(["warehouse", "shop", "orders"])
+    assert {key.asset_key for check in defs.asset_checks for key in check.check_keys} == {orders, dg.AssetKey(["warehouse", "shop", "customers"])}
+    assert [s.name for s in defs.sensors if s.name == "etl_freshness"] == ["etl_freshness"]
+
+    assert run_freshness_checks(platform, defs)[orders] is False
+
+    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    platform.materialize(defs, yesterday, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    assert run_freshness_checks(platform, defs)[orders] is True

@@ -1,0 +1,39 @@
+"""Freshness per source: by its `freshness.deadline` (cron, UTC) the day before must be in the warehouse.
+
+Dagster's time-partition freshness checks look at the newest complete partition, not at the last
+materialization of any partition, so a backfill of old days cannot make a late source look fresh.
+A sensor evaluates them; a failed one shows on the asset and reaches the alert sensor like any check.
+"""
+
+import itertools
+
+import dagster as dg
+
+from etl_resources.config import AnySource
+
+SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
+
+
+def freshness_checks(sources: list[AnySource], warehouse_assets: dict[str, dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    def rule(source: AnySource) -> tuple[str, str]:
+        return source.freshness.deadline, source.freshness.severity
+
+    watched = sorted((s for s in sources if s.freshness is not None), key=rule)
+    return [
+        check
+        for (deadline, severity), group in itertools.groupby(watched, key=rule)
+        for check in dg.build_time_partition_freshness_checks(
+            assets=[warehouse_assets[source.name] for source in group],
+            deadline_cron=deadline,
+            timezone="UTC",
+            severity=SEVERITY[severity],
+        )
+    ]
+
+
+def freshness_sensor(checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
+    return dg.build_sensor_for_freshness_checks(
+        freshness_checks=checks,
+        name="etl_freshness",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
