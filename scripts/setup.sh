@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 AZURITE_VERSION=3.37.0
+CHECKOV_VERSION=3.3.30
 
 if [ ! -x .venv/bin/python ]; then
     if ! "$PYTHON" -m venv .venv >/dev/null 2>&1; then
@@ -40,5 +41,11 @@ if [ "${1:-}" = "--test-servers" ]; then
         echo "setup: installing Azurite $AZURITE_VERSION from npm"
         mkdir -p .etl/tools
         npm install --silent --no-save --no-audit --no-fund --prefix .etl/tools "azurite@$AZURITE_VERSION" >/dev/null
+    fi
+    # checkov pins its own versions of common libraries, so it lives in a virtualenv of its own.
+    if [ ! -x .etl/checkov-venv/bin/checkov ] || ! .etl/checkov-venv/bin/checkov --version | grep -qx "$CHECKOV_VERSION"; then
+        echo "setup: installing checkov $CHECKOV_VERSION into .etl/checkov-venv"
+        "$PYTHON" -m venv .etl/checkov-venv
+        .etl/checkov-venv/bin/python -m pip install --quiet "checkov==$CHECKOV_VERSION"
     fi
 fi
