@@ -14,6 +14,9 @@ from etl_resources.config import AnySource
 from etl_resources.warehouse import Warehouse, replace_partition
 from etl_resources.warehouse_schema import effective_schema
 
+# Every load holds a warehouse connection; the instance's pool limit caps them across all runs.
+WAREHOUSE_POOL = "warehouse"
+
 
 def warehouse_key(source: AnySource) -> dg.AssetKey:
     return dg.AssetKey(["warehouse", *([source.target.schema_] if source.target.schema_ else []), source.target.table])
@@ -41,6 +44,7 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
         metadata={"source": source.name, "dagster/table_name": target.qualified},
         owners=source.owners,
         tags=source.tags,
+        pool=WAREHOUSE_POOL,
     )
     def _load(context: dg.AssetExecutionContext, partition, warehouse: Warehouse) -> dg.MaterializeResult:
         # `partition` is a LazyFrame, or {day: LazyFrame} when the run covers several days (see LakeIOManager).

@@ -136,14 +136,15 @@ class DagsterDev:
 
 
 @contextmanager
-def dagster_dev_server(home: Path) -> Iterator[DagsterDev]:
-    """`dagster dev` (webserver and daemon) from a project folder holding workspace.yaml and dagster.yaml."""
+def dagster_dev_server(home: Path, env: dict[str, str] | None = None) -> Iterator[DagsterDev]:
+    """`dagster dev` (webserver and daemon) from a project folder holding workspace.yaml and dagster.yaml;
+    `env` adds variables (e.g. ETL_WAREHOUSE_URL) to a clean environment."""
     import httpx
 
     for name in ("workspace.yaml", "dagster.yaml"):
         shutil.copy(REPO / name, home / name)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ETL_", "DAGSTER_"))} | {"DAGSTER_HOME": str(home)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ETL_", "DAGSTER_"))} | {"DAGSTER_HOME": str(home)} | (env or {})
     log = home / "dagster-dev.log"
     with log.open("w") as out:
         process = subprocess.Popen(

@@ -1,10 +1,12 @@
 """The code location as a user runs it: `dagster dev` from workspace.yaml, driven through its GraphQL API."""
 
 import datetime as dt
+import functools
 import sqlite3
 import time
 
 import httpx
+import psycopg
 import pytest
 
 from etl_tests.servers import dagster_dev_server
@@ -93,3 +95,92 @@ def test_a_date_range_backfill_from_graphql_runs_once_and_loads_the_warehouse(da
         expected = source.execute("SELECT COUNT(*) FROM orders WHERE substr(ordered_at, 1, 10) IN (?, ?)", (start, end)).fetchone()[0]
         loaded = warehouse.execute("SELECT COUNT(*) FROM orders WHERE _partition IN (?, ?)", (start, end)).fetchone()[0]
     assert loaded == expected > 0
+
+
+LAUNCH_RUN = """
+mutation($p: ExecutionParams!) {
+  launchRun(executionParams: $p) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+RUN_STATUS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"""
+POOL = """{ instance { concurrencyLimit(concurrencyKey: "warehouse") { slotCount claimedSlots { runId } pendingSteps { runId } } } }"""
+DONE = ("SUCCESS", "FAILURE", "CANCELED")
+
+
+def launch_day(server, day: str) -> str:
+    params = {
+        "selector": {"repositoryLocationName": "etl", "repositoryName": "__repository__", "jobName": "shop_orders_daily"},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+    }
+    launched = graphql(server, LAUNCH_RUN, p=params)["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def wait_for(condition, what: str, server, seconds: float = 240):
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what}; see {server.home / 'dagster-dev.log'}"
+        time.sleep(0.5)
+    return value
+
+
+def run_statuses(server, run_ids: list[str]) -> list[str]:
+    return [graphql(server, RUN_STATUS, id=run_id)["runOrError"]["status"] for run_id in run_ids]
+
+
+def waiting_on_lock(conn, database: str) -> int:
+    return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'", (database,)).fetchone()[0]
+
+
+def pool_when(server, pending: int) -> dict | None:
+    pool = graphql(server, POOL)["instance"]["concurrencyLimit"]
+    return pool if len(pool["pendingSteps"]) >= pending else None
+
+
+def finished(server, run_ids: list[str]) -> list[str] | None:
+    statuses = run_statuses(server, run_ids)
+    return statuses if all(status in DONE for status in statuses) else None
+
+
+@pytest.fixture(scope="module")
+def dagster_dev_on_postgres(tmp_path_factory, postgres):
+    warehouse = postgres.create_database("warehouse")
+    env = {"ETL_WAREHOUSE_URL": postgres.url(warehouse)}
+    with dagster_dev_server(tmp_path_factory.mktemp("project"), env=env) as server:
+        yield server, warehouse
+
+
+def test_the_warehouse_pool_lets_one_load_at_a_time_hold_a_connection(dagster_dev_on_postgres, postgres):
+    """The local instance's `warehouse` pool has 1 slot. One load is stalled on a table lock the test holds;
+    three runs are then launched together: their extracts run, and exactly one load waits in PostgreSQL while
+    the others wait for the slot in Dagster, never opening a warehouse connection of their own."""
+    server, warehouse = dagster_dev_on_postgres
+    last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    days = [(last - dt.timedelta(days=i)).isoformat() for i in range(4)]
+    first = launch_day(server, days[0])
+    wait_for(lambda: run_statuses(server, [first]) == ["SUCCESS"], "the first load did not succeed", server)
+    # The pool takes the instance's default limit when a step first uses it.
+    assert graphql(server, POOL)["instance"]["concurrencyLimit"]["slotCount"] == 1
+
+    connect = functools.partial(psycopg.connect, host="127.0.0.1", port=postgres.port, user="postgres", dbname=warehouse)
+    # pg_stat_activity is read from its own autocommit connection: inside a transaction it would stay a snapshot.
+    with connect() as lock, connect(autocommit=True) as watch:
+        lock.execute("LOCK TABLE shop.orders IN ACCESS EXCLUSIVE MODE")
+        run_ids = [launch_day(server, day) for day in days[1:]]
+        wait_for(lambda: pool_when(server, pending=2), "two loads never queued for the warehouse slot", server)
+        wait_for(lambda: waiting_on_lock(watch, warehouse) == 1, "the load holding the slot never reached the table", server)
+        time.sleep(2)
+        pool = graphql(server, POOL)["instance"]["concurrencyLimit"]
+        # One slot held, the other loads queued in Dagster, and only one of them ever reached PostgreSQL.
+        assert len(pool["claimedSlots"]) == 1 and len(pool["pendingSteps"]) >= 2 and waiting_on_lock(watch, warehouse) == 1
+        lock.rollback()
+
+    statuses = wait_for(lambda: finished(server, run_ids), "runs did not finish", server)
+    assert statuses == ["SUCCESS"] * 3
+    with connect() as conn:
+        loaded = {day for (day,) in conn.execute("SELECT DISTINCT _partition FROM shop.orders")}
+    assert loaded == set(days)
