@@ -13,10 +13,11 @@ import polars as pl
 
 from etl_assets.audit_events import record_audit
 from etl_assets.kinds import database_kind
-from etl_assets.partitions import daily_partitions, existing_keys, partition_window
+from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys, partition_window
 from etl_assets.source_checks import REJECT_RATE, Tally, check_results, check_specs
-from etl_resources.config import AnySource, Contract, SqlSource
+from etl_resources.config import AnySource, Contract, FileSource, SqlSource
 from etl_resources.contract import REJECT_SCHEMA, apply_contract
+from etl_resources.file_extract import read_day
 from etl_resources.lake_io_manager import LakeIOManager, PartitionStream, dataset_name
 from etl_resources.rest_extract import extract_rest
 from etl_resources.secrets import SecretResolver
@@ -32,10 +33,18 @@ def rejects_key(source: AnySource) -> dg.AssetKey:
     return dg.AssetKey(["rejects", source.name])
 
 
-def _batches(source: AnySource, secrets: SecretResolver, window: tuple[dt.datetime, dt.datetime], log) -> Iterator[pl.DataFrame]:
+def _batches(source: AnySource, secrets: SecretResolver, lake: LakeIOManager, window: tuple[dt.datetime, dt.datetime], log) -> Iterator[pl.DataFrame]:
     if isinstance(source, SqlSource):
         return extract(source, secrets.url(source.connection), window if source.mode == "incremental" else None)
+    if isinstance(source, FileSource):
+        return read_day(lake.landing(source.landing), source, window[0].date().isoformat(), log)
     return extract_rest(source, Path(secrets.secrets_file), window, log)
+
+
+def source_kind(source: AnySource) -> str:
+    if isinstance(source, SqlSource):
+        return database_kind(source.connection)
+    return source.format or "files" if isinstance(source, FileSource) else "api"
 
 
 def _validated(frames: Iterator[pl.DataFrame], contract: Contract | None, partition_key: str, tally: Tally) -> Iterator[pl.DataFrame]:
@@ -53,7 +62,7 @@ def _one_or_many(by_key: dict):
 
 def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(source.start_date)
-    kind = database_kind(source.connection) if isinstance(source, SqlSource) else "api"
+    kind = source_kind(source)
     outs = {
         "raw": dg.AssetOut(
             key=raw_key(source),
@@ -81,7 +90,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         name=f"extract_{source.name}",
         outs=outs,
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(source.backfill_days_per_run),
         check_specs=check_specs(source, raw_key(source)),
     )
     def _extract(
@@ -102,7 +111,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
             def report(err: Exception, key: str = key) -> None:
                 record_audit(context, warehouse, source, key, "extract", started, error=err)
 
-            frames = _validated(_batches(source, secrets, window, context.log), source.contract, key, tallies[key])
+            frames = _validated(_batches(source, secrets, lake_io_manager, window, context.log), source.contract, key, tallies[key])
             streams[key] = PartitionStream(frames=frames, on_failure=report)
         # Each Output is stored before this generator resumes, so the tallies are complete below.
         yield dg.Output(_one_or_many(streams), output_name="raw")

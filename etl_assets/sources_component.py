@@ -5,10 +5,11 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets.freshness import freshness_checks, freshness_sensor
+from etl_assets.landing_sensor import landing_sensor
 from etl_assets.raw_assets import build_raw_asset
 from etl_assets.source_schedules import source_job, source_schedule
 from etl_assets.warehouse_assets import build_warehouse_asset
-from etl_resources.config import load_sources
+from etl_resources.config import FileSource, load_sources
 from etl_resources.secrets import DEFAULT_SECRETS_FILE
 
 
@@ -29,5 +30,6 @@ class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
             asset_checks=checks,
             jobs=list(jobs.values()),
             schedules=[source_schedule(source, jobs[source.name]) for source in sources if source.schedule],
-            sensors=[freshness_sensor(checks)] if checks else [],
+            sensors=([freshness_sensor(checks)] if checks else [])
+            + [landing_sensor(source, jobs[source.name]) for source in sources if isinstance(source, FileSource)],
         )

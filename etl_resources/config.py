@@ -133,6 +133,8 @@ class BaseSource(BaseModel):
     tags: dict[Identifier, Annotated[str, StringConstraints(max_length=63)]] = {}
     # When the day that just closed (UTC) is extracted and loaded; null for no schedule.
     schedule: Cron | None = DEFAULT_SCHEDULE
+    # A backfill runs as one run; with this, as runs of at most this many days each.
+    backfill_days_per_run: int | None = Field(default=None, ge=1)
     freshness: Freshness | None = Freshness()
     contract: Contract | None = None
     checks: Checks = Checks()
@@ -277,8 +279,42 @@ class RestSource(BaseSource):
         return f"Records from {self.base_url.rstrip('/')}/{self.path.lstrip('/')}, one Parquet partition a day."
 
 
-Source = Annotated[SqlSource | RestSource, Field(discriminator="kind")]
-AnySource = SqlSource | RestSource
+class FileSource(BaseSource):
+    """Files dropped into a landing folder or ADLS container (CSV, JSON lines, Parquet); each file belongs to
+    the day its name says, through `date_pattern`, and a day's partition holds every file of that day."""
+
+    kind: Literal["files"]
+    landing: str
+    pattern: str = "*"
+    format: Literal["csv", "jsonl", "parquet"] | None = None
+    date_pattern: str = r"(?P<date>\d{4}-\d{2}-\d{2})"
+    csv_delimiter: Annotated[str, StringConstraints(min_length=1, max_length=1)] = ","
+
+    @model_validator(mode="after")
+    def _typed_by_contract(self) -> "FileSource":
+        if self.contract is None:
+            raise ValueError("a files source needs a `contract`: CSV and JSON lines carry no types, and malformed rows need a place to go")
+        try:
+            compiled = re.compile(self.date_pattern)
+        except re.error as err:
+            raise ValueError(f"`date_pattern` is not a regular expression: {err}") from None
+        if "date" not in compiled.groupindex:
+            raise ValueError("`date_pattern` needs a named group `date` that matches YYYY-MM-DD, e.g. (?P<date>\\d{4}-\\d{2}-\\d{2})")
+        return self
+
+    @property
+    def protocol(self) -> str:
+        return "files"
+
+    @property
+    def one_line_description(self) -> str:
+        if self.description:
+            return self.description.strip().splitlines()[0]
+        return f"Files matching {self.pattern} dropped into {self.landing}, one Parquet partition a day."
+
+
+Source = Annotated[SqlSource | RestSource | FileSource, Field(discriminator="kind")]
+AnySource = SqlSource | RestSource | FileSource
 
 
 class SourcesFile(BaseModel):
@@ -291,7 +327,7 @@ class SourcesFile(BaseModel):
         return [source for source in self.sources if source.enabled]
 
 
-DISCRIMINATOR_TAGS = {"sql", "rest", "api_key", "bearer", "basic", "oauth2_client_credentials"}
+DISCRIMINATOR_TAGS = {"sql", "rest", "files", "api_key", "bearer", "basic", "oauth2_client_credentials"}
 
 
 class _StringDatesLoader(yaml.SafeLoader):

@@ -13,6 +13,7 @@ from etl_resources.config import ColumnRule, Contract
 from etl_resources.rest_extract import RECORD_COLUMN
 
 ERROR = pl.Struct({"field": pl.String, "reason": pl.String})
+PARSE_ERROR = "__parse_error"
 REJECT_SCHEMA = pl.Schema(
     {
         "row_index": pl.Int64(),
@@ -81,10 +82,11 @@ class Rule:
 
     broken: pl.Expr
     field: str
-    reason: str
+    reason: str | pl.Expr
 
     def error(self) -> pl.Expr:
-        return pl.when(self.broken).then(pl.struct(field=pl.lit(self.field), reason=pl.lit(self.reason)))
+        reason = pl.lit(self.reason) if isinstance(self.reason, str) else self.reason
+        return pl.when(self.broken).then(pl.struct(field=pl.lit(self.field), reason=reason))
 
 
 def _column(frame_schema: pl.Schema, name: str, rule: ColumnRule) -> tuple[pl.Expr, list[Rule]]:
@@ -123,6 +125,10 @@ def apply_contract(contract: Contract | None, frame: pl.DataFrame, row_offset: i
     missing = [pl.lit(None, pl.String).alias(name) for name in contract.columns if name not in frame.columns]
     frame = frame.with_columns(missing).with_row_index("__row", offset=row_offset)
     typed, rules = [], []
+    if PARSE_ERROR in frame.columns:
+        # A row its file reader could not parse (see file_extract): only its original text is left.
+        parse_error = pl.col(PARSE_ERROR)
+        rules.append(Rule(parse_error.is_not_null(), "(record)", parse_error))
     for name, rule in contract.columns.items():
         value, column_rules = _column(frame.schema, name, rule)
         typed.append(value)

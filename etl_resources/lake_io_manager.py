@@ -60,6 +60,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
             self._lake = open_lake(self.url, self.account_key, self.endpoint)
         return self._lake
 
+    def landing(self, url: str) -> Lake:
+        """A landing folder or container for file drops, reached with the lake's credentials."""
+        return open_lake(url, self.account_key, self.endpoint)
+
     def handle_output(self, context: dg.OutputContext, obj: Frames | Mapping[str, Frames]) -> None:
         if obj is None:
             return

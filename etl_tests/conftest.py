@@ -1,9 +1,11 @@
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from azure.storage.blob import ContainerClient
 
 from etl_assets.demo.events_api import DEMO_API_KEY
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
@@ -57,3 +59,12 @@ def api() -> Iterator[ApiServer]:
     server = ApiServer(ApiState())
     yield server
     server.close()
+
+
+@pytest.fixture
+def container(azurite):
+    name = f"lake-{uuid.uuid4().hex[:8]}"
+    client = ContainerClient.from_connection_string(azurite.connection_string, name)
+    client.create_container()
+    yield client
+    client.delete_container()

@@ -55,6 +55,15 @@ BAD = {
     "bad schedule": (lambda s: s[0].update(schedule="every night"), ["source 'orders'", "field 'schedule'", "'every night' is not a cron expression", "e.g. '15 0 * * *'"]),
     "bad freshness deadline": (lambda s: s[0].update(freshness={"deadline": "61 * * * *"}), ["source 'orders'", "field 'freshness.deadline'", "not a cron expression"]),
     "bad owner": (lambda s: s[0].update(owners=["data team"]), ["source 'orders'", "field 'owners.0'", "'data team' is not an owner", "team:<name> or an email"]),
+    "files without a contract": (
+        lambda s: s.__setitem__(0, {"name": "drops", "kind": "files", "landing": "/srv/landing", "start_date": "2026-11-01", "target": {"table": "drops"}}),
+        ["source 'drops'", "a files source needs a `contract`"],
+    ),
+    "files date pattern without its group": (
+        lambda s: s.__setitem__(0, {"name": "drops", "kind": "files", "landing": "/srv/landing", "start_date": "2026-11-01", "target": {"table": "drops"},
+                                    "date_pattern": r"\d{8}", "contract": {"columns": {"id": {"type": "int"}}}}),
+        ["source 'drops'", "`date_pattern` needs a named group `date`"],
+    ),
     "table and query": (lambda s: s[0].update(query="SELECT 1"), ["source 'orders'", "give exactly one of `table` or `query`"]),
     "incremental without watermark": (lambda s: _without(s[0], "watermark_column"), ["source 'orders'", "needs `watermark_column`"]),
     "unsafe target name": (lambda s: s[0]["target"].update(table="x; DROP TABLE y"), ["source 'orders'", "field 'target.table'", "letters, digits and underscores"]),

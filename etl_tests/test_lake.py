@@ -1,7 +1,6 @@
 """The lake IO manager on a local folder and on ADLS through the Blob API (a real Azurite started by the suite)."""
 
 import datetime as dt
-import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -15,15 +14,6 @@ from etl_resources.lake_io_manager import LakeIOManager
 from etl_tests.servers import AZURITE_KEY
 
 PARTS = daily_partitions(dt.date(2026, 11, 1))
-
-
-@pytest.fixture
-def container(azurite):
-    name = f"lake-{uuid.uuid4().hex[:8]}"
-    client = ContainerClient.from_connection_string(azurite.connection_string, name)
-    client.create_container()
-    yield client
-    client.delete_container()
 
 
 @pytest.fixture(params=["local", "azurite"])
