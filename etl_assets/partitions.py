@@ -19,6 +19,10 @@ def daily_partitions(start_date: dt.date) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC")
 
 
+def backfill_policy(days_per_run: int | None) -> dg.BackfillPolicy:
+    return dg.BackfillPolicy.single_run() if days_per_run is None else dg.BackfillPolicy.multi_run(max_partitions_per_run=days_per_run)
+
+
 def partition_window(partitions_def: dg.DailyPartitionsDefinition, partition_key: str) -> tuple[dt.datetime, dt.datetime]:
     window = partitions_def.time_window_for_partition_key(partition_key)
     return window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from etl_assets.audit_events import record_audit
 from etl_assets.gate import blocking_check_failures
-from etl_assets.partitions import daily_partitions, existing_keys
+from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys
 from etl_assets.raw_assets import raw_key
 from etl_assets.source_checks import check_specs
 from etl_resources.config import AnySource
@@ -38,7 +38,7 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
         description=f"{target.qualified} in the warehouse: each day of raw/{source.name}, replaced as a whole on every load.",
         ins={"partition": dg.AssetIn(key=raw_key(source))},
         partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=backfill_policy(source.backfill_days_per_run),
         kinds={warehouse_kind, "table"},
         group_name=source.group or source.name,
         metadata={"source": source.name, "dagster/table_name": target.qualified},

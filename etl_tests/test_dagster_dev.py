@@ -81,10 +81,7 @@ def test_a_date_range_backfill_from_graphql_runs_once_and_loads_the_warehouse(da
     launched = graphql(dagster_dev, LAUNCH_BACKFILL, p=params)["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
-    deadline = time.monotonic() + 240
-    while (status := graphql(dagster_dev, BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]) not in ("COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
-        assert time.monotonic() < deadline, f"backfill still {status}; see {dagster_dev.home / 'dagster-dev.log'}"
-        time.sleep(1)
+    status = wait_for(lambda: backfill_done(dagster_dev, backfill_id), "the backfill did not finish", dagster_dev)
 
     assert status == "COMPLETED_SUCCESS"
     runs = graphql(dagster_dev, RUNS_OF_BACKFILL, id=backfill_id)["runsOrError"]["results"]
@@ -95,6 +92,28 @@ def test_a_date_range_backfill_from_graphql_runs_once_and_loads_the_warehouse(da
         expected = source.execute("SELECT COUNT(*) FROM orders WHERE substr(ordered_at, 1, 10) IN (?, ?)", (start, end)).fetchone()[0]
         loaded = warehouse.execute("SELECT COUNT(*) FROM orders WHERE _partition IN (?, ?)", (start, end)).fetchone()[0]
     assert loaded == expected > 0
+
+
+def test_a_long_backfill_of_a_chunked_source_runs_as_weekly_runs(dagster_dev):
+    """shop_customers has `backfill_days_per_run: 7`: ten days make two runs of at most seven days each."""
+    last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=5)
+    start, end = (last - dt.timedelta(days=9)).isoformat(), last.isoformat()
+    params = {
+        "partitionsByAssets": [
+            {"assetKey": {"path": path}, "partitions": {"range": {"start": start, "end": end}}}
+            for path in (["raw", "shop_customers"], ["warehouse", "shop", "customers"])
+        ]
+    }
+
+    backfill_id = graphql(dagster_dev, LAUNCH_BACKFILL, p=params)["launchPartitionBackfill"]["backfillId"]
+    status = wait_for(lambda: backfill_done(dagster_dev, backfill_id), "the backfill did not finish", dagster_dev)
+
+    assert status == "COMPLETED_SUCCESS"
+    runs = graphql(dagster_dev, RUNS_OF_BACKFILL, id=backfill_id)["runsOrError"]["results"]
+    assert [run["status"] for run in runs] == ["SUCCESS", "SUCCESS"]
+    with sqlite3.connect(dagster_dev.home / ".etl/warehouse.db") as warehouse:
+        days = warehouse.execute("SELECT COUNT(DISTINCT _partition) FROM customers WHERE _partition BETWEEN ? AND ?", (start, end)).fetchone()[0]
+    assert days == 10
 
 
 LAUNCH_RUN = """
@@ -130,6 +149,11 @@ def wait_for(condition, what: str, server, seconds: float = 240):
 
 def run_statuses(server, run_ids: list[str]) -> list[str]:
     return [graphql(server, RUN_STATUS, id=run_id)["runOrError"]["status"] for run_id in run_ids]
+
+
+def backfill_done(server, backfill_id: str) -> str | None:
+    status = graphql(server, BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
+    return status if status in ("COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED") else None
 
 
 def waiting_on_lock(conn, database: str) -> int:
