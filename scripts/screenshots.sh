@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Re-take the README's screenshots of the Dagster UI: run the demo, start the UI on the demo's instance,
+# and photograph it with headless Chromium (Debian's package) through playwright-core (npm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PORT=${PORT:-3311}
+command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+if [ ! -d .etl/tools/node_modules/playwright-core ]; then
+    npm install --silent --no-save --no-audit --no-fund --prefix .etl/tools playwright-core@1.65.1 >/dev/null
+fi
+bash scripts/demo.sh 7 >/dev/null
+export DAGSTER_HOME="$PWD"
+.venv/bin/python -m etl_assets.demo.events_api & api=$!
+setsid .venv/bin/dagster dev -h 127.0.0.1 -p "$PORT" >.etl/screenshots-dagster.log 2>&1 & ui=$!
+trap 'kill -INT -- -$ui 2>/dev/null; kill $api 2>/dev/null' EXIT
+for _ in $(seq 120); do curl -sf "http://127.0.0.1:$PORT/server_info" >/dev/null && break; sleep 1; done
+NODE_PATH=.etl/tools/node_modules node docs/screenshots.cjs "http://127.0.0.1:$PORT" docs
