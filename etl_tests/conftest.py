@@ -1,6 +1,10 @@
+import json
 import os
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -68,3 +72,36 @@ def container(azurite):
     client.create_container()
     yield client
     client.delete_container()
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[dict]:
+    """A webhook on 127.0.0.1 that records the JSON bodies posted to it; `failing["next"]` refuses that many."""
+    received: list[dict] = []
+    failing = {"next": 0}
+
+    class Receiver(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status = 500 if failing["next"] > 0 else 200
+            failing["next"] -= 1
+            if status == 200:
+                received.append(body)
+            self.send_response(status)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield {"url": f"http://127.0.0.1:{server.server_port}/hook", "received": received, "failing": failing}
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def webhook() -> Iterator[dict]:
+    with webhook_receiver() as hook:
+        yield hook

@@ -1,9 +1,5 @@
 """The alert sensor posts failed runs and failed checks, once each, to a webhook receiver on 127.0.0.1."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import dagster as dg
 import pytest
 
@@ -11,30 +7,6 @@ from etl_assets.alert_sensor import failure_alerts
 from etl_resources.alerts import AlertWebhook
 from etl_tests.servers import free_port
 from etl_tests.test_quality_gate import DAY, events_yaml
-
-
-@pytest.fixture
-def webhook():
-    received: list[dict] = []
-    failing = {"next": 0}
-
-    class Receiver(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            status = 500 if failing["next"] > 0 else 200
-            failing["next"] -= 1
-            if status == 200:
-                received.append(body)
-            self.send_response(status)
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield {"url": f"http://127.0.0.1:{server.server_port}/hook", "received": received, "failing": failing}
-    server.shutdown()
 
 
 def evaluate(platform, webhook, cursor=None):

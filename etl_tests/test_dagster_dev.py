@@ -2,6 +2,7 @@
 
 import datetime as dt
 import functools
+import json
 import sqlite3
 import time
 
@@ -9,6 +10,7 @@ import httpx
 import psycopg
 import pytest
 
+from etl_tests.conftest import webhook_receiver
 from etl_tests.servers import dagster_dev_server
 
 LAUNCH_BACKFILL = """
@@ -34,6 +36,19 @@ query($path: [String!]!) {
       description
       kinds
       assetPartitionStatuses { ... on TimePartitionStatuses { ranges { status startKey endKey } } }
+    }
+  }
+}"""
+
+CHECKS = """
+query($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    ... on AssetNode {
+      assetChecksOrError {
+        ... on AssetChecks {
+          checks { name executionForLatestMaterialization { status evaluation { success partition metadataEntries { label } } } }
+        }
+      }
     }
   }
 }"""
@@ -86,8 +101,14 @@ def test_a_date_range_backfill_from_graphql_runs_once_and_loads_the_warehouse(da
     assert status == "COMPLETED_SUCCESS"
     runs = graphql(dagster_dev, RUNS_OF_BACKFILL, id=backfill_id)["runsOrError"]["results"]
     assert [run["status"] for run in runs] == ["SUCCESS"]
-    statuses = graphql(dagster_dev, ASSET, path=["warehouse", "shop", "orders"])["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
-    assert {"status": "MATERIALIZED", "startKey": start, "endKey": end} in statuses
+    for path in (["raw", "shop_orders"], ["warehouse", "shop", "orders"]):
+        statuses = graphql(dagster_dev, ASSET, path=path)["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
+        assert {"status": "MATERIALIZED", "startKey": start, "endKey": end} in statuses
+    checks = graphql(dagster_dev, CHECKS, path=["raw", "shop_orders"])["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    executions = {check["name"]: check["executionForLatestMaterialization"] for check in checks}
+    assert set(executions) == {"row_count", "schema_unchanged"}
+    assert all(e["status"] == "SUCCEEDED" and e["evaluation"]["success"] for e in executions.values())
+    assert {"rows", "min_rows"} <= {m["label"] for m in executions["row_count"]["evaluation"]["metadataEntries"]}
     with sqlite3.connect(dagster_dev.home / ".etl/demo/shop.db") as source, sqlite3.connect(dagster_dev.home / ".etl/warehouse.db") as warehouse:
         expected = source.execute("SELECT COUNT(*) FROM orders WHERE substr(ordered_at, 1, 10) IN (?, ?)", (start, end)).fetchone()[0]
         loaded = warehouse.execute("SELECT COUNT(*) FROM orders WHERE _partition IN (?, ?)", (start, end)).fetchone()[0]
@@ -173,16 +194,17 @@ def finished(server, run_ids: list[str]) -> list[str] | None:
 @pytest.fixture(scope="module")
 def dagster_dev_on_postgres(tmp_path_factory, postgres):
     warehouse = postgres.create_database("warehouse")
-    env = {"ETL_WAREHOUSE_URL": postgres.url(warehouse)}
-    with dagster_dev_server(tmp_path_factory.mktemp("project"), env=env) as server:
-        yield server, warehouse
+    with webhook_receiver() as hook:
+        env = {"ETL_WAREHOUSE_URL": postgres.url(warehouse), "ETL_ALERT_WEBHOOK_URL": hook["url"]}
+        with dagster_dev_server(tmp_path_factory.mktemp("project"), env=env) as server:
+            yield server, warehouse, hook
 
 
 def test_the_warehouse_pool_lets_one_load_at_a_time_hold_a_connection(dagster_dev_on_postgres, postgres):
     """The local instance's `warehouse` pool has 1 slot. One load is stalled on a table lock the test holds;
     three runs are then launched together: their extracts run, and exactly one load waits in PostgreSQL while
     the others wait for the slot in Dagster, never opening a warehouse connection of their own."""
-    server, warehouse = dagster_dev_on_postgres
+    server, warehouse, _ = dagster_dev_on_postgres
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     days = [(last - dt.timedelta(days=i)).isoformat() for i in range(4)]
     first = launch_day(server, days[0])
@@ -208,3 +230,23 @@ def test_the_warehouse_pool_lets_one_load_at_a_time_hold_a_connection(dagster_de
     with connect() as conn:
         loaded = {day for (day,) in conn.execute("SELECT DISTINCT _partition FROM shop.orders")}
     assert loaded == set(days)
+
+
+def test_the_running_daemon_posts_a_failed_load_to_the_webhook(dagster_dev_on_postgres, postgres):
+    """The alert sensor as the daemon runs it: a load the warehouse refuses (a constraint no row meets)
+    fails its run, and within a few sensor ticks the webhook has a post naming that run."""
+    server, warehouse, hook = dagster_dev_on_postgres
+    days = [(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=i)).isoformat() for i in (8, 9)]
+    first = launch_day(server, days[0])
+    wait_for(lambda: run_statuses(server, [first]) == ["SUCCESS"], "the first load did not succeed", server)
+    with psycopg.connect(host="127.0.0.1", port=postgres.port, user="postgres", dbname=warehouse, autocommit=True) as conn:
+        conn.execute("ALTER TABLE shop.orders ADD CONSTRAINT refuse_new_rows CHECK (order_id < 0) NOT VALID")
+    try:
+        failed = launch_day(server, days[1])
+        assert wait_for(lambda: finished(server, [failed]), "the refused load did not finish", server) == ["FAILURE"]
+
+        post = wait_for(lambda: next((b for b in hook["received"] if failed in json.dumps(b)), None), "no alert was posted", server, 180)
+    finally:
+        with psycopg.connect(host="127.0.0.1", port=postgres.port, user="postgres", dbname=warehouse, autocommit=True) as conn:
+            conn.execute("ALTER TABLE shop.orders DROP CONSTRAINT refuse_new_rows")
+    assert "shop_orders_daily" in json.dumps(post) and days[1] in json.dumps(post)
