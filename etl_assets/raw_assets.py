@@ -44,7 +44,9 @@ def _batches(source: AnySource, secrets: SecretResolver, lake: LakeIOManager, wi
 def source_kind(source: AnySource) -> str:
     if isinstance(source, SqlSource):
         return database_kind(source.connection)
-    return source.format or "files" if isinstance(source, FileSource) else "api"
+    if isinstance(source, FileSource):
+        return source.format or "files"
+    return "api"
 
 
 def _validated(frames: Iterator[pl.DataFrame], contract: Contract | None, partition_key: str, tally: Tally) -> Iterator[pl.DataFrame]:
