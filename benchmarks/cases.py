@@ -137,28 +137,31 @@ def copy_extract_floor(args: dict) -> dict:
     return {"rows": rows, "seconds": time.perf_counter() - started, "bytes": size}
 
 
+def _server_copy(dsn: str, table: str, setup: list[str], binary_file: str) -> dict:
+    """Time the server reading a binary COPY file into `table`, made by `setup` first."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in setup:
+            conn.execute(statement)
+        started = time.perf_counter()
+        conn.execute(f"COPY {table} FROM '{binary_file}' (FORMAT binary)")
+        seconds = time.perf_counter() - started
+        rows = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return {"rows": rows, "seconds": seconds}
+
+
 def copy_load_floor(args: dict) -> dict:
     """The server reading a binary COPY file straight into a new table."""
-    with psycopg.connect(args["source_dsn"], autocommit=True) as conn:
-        conn.execute("CREATE TABLE copy_floor (LIKE bench)")
-        started = time.perf_counter()
-        conn.execute(f"COPY copy_floor FROM '{args['binary_file']}' (FORMAT binary)")
-        seconds = time.perf_counter() - started
-        rows = conn.execute("SELECT COUNT(*) FROM copy_floor").fetchone()[0]
-    return {"rows": rows, "seconds": seconds}
+    return _server_copy(args["source_dsn"], "copy_floor", ["CREATE TABLE copy_floor (LIKE bench)"], args["binary_file"])
 
 
 def copy_load_floor_lineage(args: dict) -> dict:
     """The same server COPY into a table shaped like our warehouse tables: the three lineage columns and the
     BRIN partition index. Not a target; it shows how much of the gap to the floor is the table, not the loader."""
-    with psycopg.connect(args["source_dsn"], autocommit=True) as conn:
-        conn.execute("CREATE TABLE copy_floor_lineage (LIKE bench, _loaded_at timestamptz NOT NULL, _source_file text NOT NULL, _partition text NOT NULL)")
-        conn.execute("CREATE INDEX ON copy_floor_lineage USING brin (_partition)")
-        started = time.perf_counter()
-        conn.execute(f"COPY copy_floor_lineage FROM '{args['lineage_binary_file']}' (FORMAT binary)")
-        seconds = time.perf_counter() - started
-        rows = conn.execute("SELECT COUNT(*) FROM copy_floor_lineage").fetchone()[0]
-    return {"rows": rows, "seconds": seconds}
+    setup = [
+        "CREATE TABLE copy_floor_lineage (LIKE bench, _loaded_at timestamptz NOT NULL, _source_file text NOT NULL, _partition text NOT NULL)",
+        "CREATE INDEX ON copy_floor_lineage USING brin (_partition)",
+    ]
+    return _server_copy(args["source_dsn"], "copy_floor_lineage", setup, args["lineage_binary_file"])
 
 
 CASES = {f.__name__: f for f in (ours_extract, ours_load, ours_backfill, naive_executemany, copy_extract_floor, copy_load_floor, copy_load_floor_lineage)}
