@@ -81,27 +81,38 @@ def read_day(landing: Lake, source: FileSource, day: str, log=None) -> Iterator[
 
 
 def _read_file(landing: Lake, source: FileSource, file: LandingFile) -> Iterator[pl.DataFrame]:
-    data = landing.fs.cat_file(file.path)
+    """One file in batches, streamed from storage, so a file bigger than memory is read a batch at a time."""
     kind = file_format(source, file.name)
-    if kind == "parquet":
-        try:
-            frame = pl.read_parquet(io.BytesIO(data))
-        except Exception as err:  # noqa: BLE001 (any unreadable file becomes one reject, not a failed run)
-            yield _unreadable(file, f"parquet: cannot read the file: {str(err).splitlines()[0]}")
+    with landing.fs.open(file.path, "rb") as raw:
+        if kind == "parquet":
+            yield from _parquet_batches(raw, file, source.batch_size)
             return
-        for offset in range(0, max(frame.height, 1), source.batch_size):
-            yield frame.slice(offset, source.batch_size)
-        return
-    text = data.decode("utf-8", errors="replace")
-    rows = _csv_rows(text, source.csv_delimiter, file.name) if kind == "csv" else _jsonl_rows(text, file.name)
-    batch: list[dict] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == source.batch_size:
+        lines = (line.rstrip("\r\n") for line in io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=""))
+        rows = _csv_rows(lines, source.csv_delimiter, file.name) if kind == "csv" else _jsonl_rows(lines, file.name)
+        batch: list[dict] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == source.batch_size:
+                yield _text_frame(batch)
+                batch = []
+        if batch:
             yield _text_frame(batch)
-            batch = []
-    if batch:
-        yield _text_frame(batch)
+
+
+def _parquet_batches(raw, file: LandingFile, batch_size: int) -> Iterator[pl.DataFrame]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(raw)
+    except Exception as err:  # noqa: BLE001 (an unreadable file becomes one reject, not a failed run)
+        yield _unreadable(file, f"parquet: cannot read the file: {str(err).splitlines()[0]}")
+        return
+    yielded = False
+    for batch in parquet.iter_batches(batch_size=batch_size):
+        yielded = True
+        yield pl.from_arrow(batch)
+    if not yielded:
+        yield pl.from_arrow(parquet.schema_arrow.empty_table())
 
 
 def _unreadable(file: LandingFile, reason: str) -> pl.DataFrame:
@@ -113,12 +124,12 @@ def _text_frame(rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame({name: [row.get(name) for row in rows] for name in columns}, schema={name: pl.String for name in columns})
 
 
-def _csv_rows(text: str, delimiter: str, name: str) -> Iterator[dict]:
-    lines = text.splitlines()
-    if not lines:
+def _csv_rows(lines: Iterator[str], delimiter: str, name: str) -> Iterator[dict]:
+    first = next(lines, None)
+    if first is None:
         return
-    header = next(csv.reader([lines[0]], delimiter=delimiter))
-    for number, line in enumerate(lines[1:], start=2):
+    header = next(csv.reader([first], delimiter=delimiter))
+    for number, line in enumerate(lines, start=2):
         if not line.strip():
             continue
         try:
@@ -132,8 +143,8 @@ def _csv_rows(text: str, delimiter: str, name: str) -> Iterator[dict]:
         yield dict(zip(header, values, strict=True)) | {RECORD_COLUMN: line, PARSE_ERROR_COLUMN: None}
 
 
-def _jsonl_rows(text: str, name: str) -> Iterator[dict]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _jsonl_rows(lines: Iterator[str], name: str) -> Iterator[dict]:
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
