@@ -31,6 +31,8 @@ Cron = Annotated[str, AfterValidator(_cron)]
 # Dagster's owner format: a team or an email address.
 Owner = Annotated[str, StringConstraints(pattern=r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")]
 DEFAULT_SCHEDULE = "15 0 * * *"
+# Dagster's rule for tag values, checked here so a bad one is reported with its source and field.
+TagValue = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{0,63}$")]
 
 HINTS = {
     "missing": "add the field",
@@ -130,7 +132,7 @@ class BaseSource(BaseModel):
     batch_size: int = Field(default=50_000, ge=1, le=10_000_000)
     group: Identifier | None = None
     owners: list[Owner] = []
-    tags: dict[Identifier, Annotated[str, StringConstraints(max_length=63)]] = {}
+    tags: dict[Identifier, TagValue] = {}
     # When the day that just closed (UTC) is extracted and loaded; null for no schedule.
     schedule: Cron | None = DEFAULT_SCHEDULE
     # A backfill runs as one run; with this, as runs of at most this many days each.
@@ -372,6 +374,8 @@ def _describe(error: dict[str, Any], raw_sources: Any) -> str:
             hint = "use lower-case letters, digits and underscores, starting with a letter"
         elif "owners" in loc:
             message, hint = f"{error['input']!r} is not an owner", OWNER_HINT
+        elif "tags" in loc:
+            message, hint = f"{error['input']!r} is not a tag value", "use up to 63 letters, digits, '-', '_' or '.'"
     return f"{where}, field '{field}': {message}" + (f" (fix: {hint})" if hint else "")
 
 

@@ -54,6 +54,7 @@ BAD = {
     ),
     "bad schedule": (lambda s: s[0].update(schedule="every night"), ["source 'orders'", "field 'schedule'", "'every night' is not a cron expression", "e.g. '15 0 * * *'"]),
     "bad freshness deadline": (lambda s: s[0].update(freshness={"deadline": "61 * * * *"}), ["source 'orders'", "field 'freshness.deadline'", "not a cron expression"]),
+    "bad tag value": (lambda s: s[0].update(tags={"domain": "sales team"}), ["source 'orders'", "field 'tags.domain'", "'sales team' is not a tag value", "63 letters"]),
     "bad owner": (lambda s: s[0].update(owners=["data team"]), ["source 'orders'", "field 'owners.0'", "'data team' is not an owner", "team:<name> or an email"]),
     "files without a contract": (
         lambda s: s.__setitem__(0, {"name": "drops", "kind": "files", "landing": "/srv/landing", "start_date": "2026-11-01", "target": {"table": "drops"}}),
