@@ -137,6 +137,8 @@ def apply_contract(contract: Contract | None, frame: pl.DataFrame, row_offset: i
     columns = [*typed, *(extra if contract.extra_columns == "keep" else [])]
     # One boolean pass decides validity; reasons are worked out only for the rows that failed, and a
     # batch with none skips the filtering copies.
+    if not rules:  # e.g. only plain string columns: nothing can fail
+        return Split(valid=frame.select(columns), rejects=pl.DataFrame(schema=REJECT_SCHEMA))
     broken = frame.select(pl.any_horizontal(r.broken for r in rules).fill_null(False)).to_series()
     if not broken.any():
         return Split(valid=frame.select(columns), rejects=pl.DataFrame(schema=REJECT_SCHEMA))

@@ -44,9 +44,9 @@ JSONL_21 = """{"order_id": 4, "amount": 3.5, "ordered_at": "2026-11-21T08:00:00Z
 """
 
 
-def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
+def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None, sensor: str = SENSOR):
     with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources) as context:
-        result = defs.resolve_sensor_def(SENSOR).evaluate_tick(context)
+        result = defs.resolve_sensor_def(sensor).evaluate_tick(context)
     return list(result.run_requests or []), result.cursor
 
 
@@ -135,3 +135,25 @@ def test_files_dropped_into_an_adls_container_are_picked_up(platform, azurite, c
     assert request.partition_key == "2026-11-18"
     assert run(defs, platform.instance, request).success
     assert loaded(platform, defs) == {"2026-11-18": [8, 9]}
+
+
+def test_a_contract_of_plain_text_columns_keeps_every_row(platform, workdir):
+    """Nothing in such a contract can fail, so every row passes (this once crashed polars with an empty fold)."""
+    landing = workdir / "landing"
+    landing.mkdir()
+    defs = platform.configure(textwrap.dedent("""
+        sources:
+          - name: notes
+            kind: files
+            landing: {landing}
+            start_date: 2026-11-01
+            target: {{table: notes}}
+            contract: {{columns: {{author: {{}}, text: {{}}}}}}
+    """).format(landing=landing))
+    (landing / "notes_2026-11-17.csv").write_text("author,text\nana,hello\n,\n")
+
+    [request], _ = tick(defs, platform.instance, None, sensor="notes_landing")
+    result = defs.resolve_job_def("notes_daily").execute_in_process(partition_key=request.partition_key, instance=platform.instance)
+
+    assert result.success
+    assert platform.query(defs, "SELECT author, text FROM notes ORDER BY author") == [("", ""), ("ana", "hello")]
