@@ -74,9 +74,12 @@ def read_day(landing: Lake, source: FileSource, day: str, log=None) -> Iterator[
     files = [f for f in landing_files(landing, source) if f.day == day]
     if log:
         log.info(f"{source.name} {day}: {len(files)} landing file(s): {', '.join(f.name for f in files) or '(none)'}")
+    yielded = False
     for file in files:
-        yield from _read_file(landing, source, file)
-    if not files:
+        for frame in _read_file(landing, source, file):
+            yielded = True
+            yield frame
+    if not yielded:  # no file that day, or only files with a header and no rows
         yield pl.DataFrame(schema={name: pl.String for name in source.contract.columns} | {RECORD_COLUMN: pl.String, PARSE_ERROR_COLUMN: pl.String})
 
 

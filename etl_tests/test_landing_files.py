@@ -87,13 +87,15 @@ def test_each_landing_file_is_loaded_once_for_its_day(platform, workdir):
     assert restarted_requests == []
 
     (landing / "orders_2026-11-20_late.csv").write_text("order_id,amount,ordered_at\n7,1.00,2026-11-20T23:00:00Z\n")
+    (landing / "orders_2026-11-19.csv").write_text("order_id,amount,ordered_at\n")
     (landing / "orders_2026-11-21.jsonl").write_text(JSONL_21.replace('"2026-11-21 09:30:00"', '"2026-11-21 09:30:00"}'))
     requests, cursor = tick(defs, platform.instance, cursor)
 
     assert [(r.partition_key, r.tags["etl/landing_files"]) for r in requests] == [
-        ("2026-11-20", "orders_2026-11-20_late.csv"), ("2026-11-21", "orders_2026-11-21.jsonl")
+        ("2026-11-19", "orders_2026-11-19.csv"), ("2026-11-20", "orders_2026-11-20_late.csv"), ("2026-11-21", "orders_2026-11-21.jsonl")
     ]
     assert all(run(defs, platform.instance, r).success for r in requests)
+    assert platform.manifest(defs, "raw/partner_orders", "2026-11-19")["rows"] == 0  # a header-only file is an empty day
     assert loaded(platform, defs) == {"2026-11-20": [1, 3, 7], "2026-11-21": [4, 5, 6]}
     assert tick(defs, platform.instance, cursor)[0] == []
 
