@@ -11,7 +11,11 @@ fi
 bash scripts/demo.sh 7 >/dev/null
 export DAGSTER_HOME="$PWD"
 .venv/bin/python -m etl_assets.demo.events_api & api=$!
-setsid .venv/bin/dagster dev -h 127.0.0.1 -p "$PORT" >.etl/screenshots-dagster.log 2>&1 & ui=$!
-trap 'kill -INT -- -$ui 2>/dev/null; kill $api 2>/dev/null' EXIT
+# Job control gives dagster dev a process group of its own and keeps SIGINT, which a script's background
+# jobs otherwise ignore; on SIGINT it stops its webserver, daemon and code server.
+set -m
+.venv/bin/dagster dev -h 127.0.0.1 -p "$PORT" >.etl/screenshots-dagster.log 2>&1 & ui=$!
+set +m
+trap 'kill -INT -- -$ui 2>/dev/null; wait $ui 2>/dev/null; kill $api 2>/dev/null' EXIT
 for _ in $(seq 120); do curl -sf "http://127.0.0.1:$PORT/server_info" >/dev/null && break; sleep 1; done
 NODE_PATH=.etl/tools/node_modules node docs/screenshots.cjs "http://127.0.0.1:$PORT" docs
