@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-3311}
 command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
-if [ ! -d .etl/tools/node_modules/playwright-core ]; then
-    npm install --silent --no-save --no-audit --no-fund --prefix .etl/tools playwright-core@1.65.1 >/dev/null
+# A prefix of its own: npm --no-save prunes what else lies in a prefix, which took the tests' Azurite along.
+if [ ! -d .etl/browser-tools/node_modules/playwright-core ]; then
+    npm install --silent --no-save --no-audit --no-fund --prefix .etl/browser-tools playwright-core@1.65.1 >/dev/null
 fi
 bash scripts/demo.sh 7 >/dev/null
 export DAGSTER_HOME="$PWD"
@@ -18,4 +19,4 @@ set -m
 set +m
 trap 'kill -INT -- -$ui 2>/dev/null; wait $ui 2>/dev/null; kill $api 2>/dev/null' EXIT
 for _ in $(seq 120); do curl -sf "http://127.0.0.1:$PORT/server_info" >/dev/null && break; sleep 1; done
-NODE_PATH=.etl/tools/node_modules node docs/screenshots.cjs "http://127.0.0.1:$PORT" docs
+NODE_PATH=.etl/browser-tools/node_modules node docs/screenshots.cjs "http://127.0.0.1:$PORT" docs
