@@ -141,6 +141,13 @@ class BaseSource(BaseModel):
     contract: Contract | None = None
     checks: Checks = Checks()
 
+    @property
+    def one_line_description(self) -> str:
+        """The first line of `description`, or a sentence about where the rows come from."""
+        if self.description:
+            return self.description.strip().splitlines()[0]
+        return f"{self.default_description}, one Parquet partition a day."
+
 
 class SqlSource(BaseSource):
     """A table or query in any database SQLAlchemy can reach."""
@@ -174,11 +181,8 @@ class SqlSource(BaseSource):
         return sa.make_url(self.connection).get_backend_name()
 
     @property
-    def one_line_description(self) -> str:
-        if self.description:
-            return self.description.strip().splitlines()[0]
-        what = self.table or "a query"
-        return f"{self.mode.capitalize()} extract of {what} from {self.protocol}, one Parquet partition a day."
+    def default_description(self) -> str:
+        return f"{self.mode.capitalize()} extract of {self.table or 'a query'} from {self.protocol}"
 
 
 class ApiKeyAuth(BaseModel):
@@ -275,10 +279,8 @@ class RestSource(BaseSource):
         return "rest"
 
     @property
-    def one_line_description(self) -> str:
-        if self.description:
-            return self.description.strip().splitlines()[0]
-        return f"Records from {self.base_url.rstrip('/')}/{self.path.lstrip('/')}, one Parquet partition a day."
+    def default_description(self) -> str:
+        return f"Records from {self.base_url.rstrip('/')}/{self.path.lstrip('/')}"
 
 
 class FileSource(BaseSource):
@@ -309,10 +311,8 @@ class FileSource(BaseSource):
         return "files"
 
     @property
-    def one_line_description(self) -> str:
-        if self.description:
-            return self.description.strip().splitlines()[0]
-        return f"Files matching {self.pattern} dropped into {self.landing}, one Parquet partition a day."
+    def default_description(self) -> str:
+        return f"Files matching {self.pattern} dropped into {self.landing}"
 
 
 Source = Annotated[SqlSource | RestSource | FileSource, Field(discriminator="kind")]
