@@ -89,17 +89,8 @@ def test_the_ui_lists_every_asset_of_the_demo(dagster_dev):
 def test_a_date_range_backfill_from_graphql_runs_once_and_loads_the_warehouse(dagster_dev):
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     start, end = (last - dt.timedelta(days=2)).isoformat(), last.isoformat()
-    params = {
-        "partitionsByAssets": [
-            {"assetKey": {"path": path}, "partitions": {"range": {"start": start, "end": end}}}
-            for path in (["raw", "shop_orders"], ["warehouse", "shop", "orders"])
-        ]
-    }
 
-    launched = graphql(dagster_dev, LAUNCH_BACKFILL, p=params)["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
-    status = wait_for(lambda: backfill_done(dagster_dev, backfill_id), "the backfill did not finish", dagster_dev)
+    backfill_id, status = backfill(dagster_dev, [["raw", "shop_orders"], ["warehouse", "shop", "orders"]], start, end)
 
     assert status == "COMPLETED_SUCCESS"
     runs = graphql(dagster_dev, RUNS_OF_BACKFILL, id=backfill_id)["runsOrError"]["results"]
@@ -122,15 +113,8 @@ def test_a_long_backfill_of_a_chunked_source_runs_as_weekly_runs(dagster_dev):
     """shop_customers has `backfill_days_per_run: 7`: ten days make two runs of at most seven days each."""
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=5)
     start, end = (last - dt.timedelta(days=9)).isoformat(), last.isoformat()
-    params = {
-        "partitionsByAssets": [
-            {"assetKey": {"path": path}, "partitions": {"range": {"start": start, "end": end}}}
-            for path in (["raw", "shop_customers"], ["warehouse", "shop", "customers"])
-        ]
-    }
 
-    backfill_id = graphql(dagster_dev, LAUNCH_BACKFILL, p=params)["launchPartitionBackfill"]["backfillId"]
-    status = wait_for(lambda: backfill_done(dagster_dev, backfill_id), "the backfill did not finish", dagster_dev)
+    backfill_id, status = backfill(dagster_dev, [["raw", "shop_customers"], ["warehouse", "shop", "customers"]], start, end)
 
     assert status == "COMPLETED_SUCCESS"
     runs = graphql(dagster_dev, RUNS_OF_BACKFILL, id=backfill_id)["runsOrError"]["results"]
@@ -173,6 +157,15 @@ def wait_for(condition, what: str, server, seconds: float = 240):
 
 def run_statuses(server, run_ids: list[str]) -> list[str]:
     return [graphql(server, RUN_STATUS, id=run_id)["runOrError"]["status"] for run_id in run_ids]
+
+
+def backfill(server, paths: list[list[str]], start: str, end: str) -> tuple[str, str]:
+    """Launch a backfill of `paths` over start..end through GraphQL and wait for it: (backfill id, final status)."""
+    params = {"partitionsByAssets": [{"assetKey": {"path": path}, "partitions": {"range": {"start": start, "end": end}}} for path in paths]}
+    launched = graphql(server, LAUNCH_BACKFILL, p=params)["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = launched["backfillId"]
+    return backfill_id, wait_for(lambda: backfill_done(server, backfill_id), "the backfill did not finish", server)
 
 
 def backfill_done(server, backfill_id: str) -> str | None:
