@@ -154,17 +154,7 @@ def copy_load_floor(args: dict) -> dict:
     return _server_copy(args["source_dsn"], "copy_floor", ["CREATE TABLE copy_floor (LIKE bench)"], args["binary_file"])
 
 
-def copy_load_floor_lineage(args: dict) -> dict:
-    """The same server COPY into a table shaped like our warehouse tables: the three lineage columns and the
-    BRIN partition index. Not a target; it shows how much of the gap to the floor is the table, not the loader."""
-    setup = [
-        "CREATE TABLE copy_floor_lineage (LIKE bench, _loaded_at timestamptz NOT NULL, _source_file text NOT NULL, _partition text NOT NULL)",
-        "CREATE INDEX ON copy_floor_lineage USING brin (_partition)",
-    ]
-    return _server_copy(args["source_dsn"], "copy_floor_lineage", setup, args["lineage_binary_file"])
-
-
-CASES = {f.__name__: f for f in (ours_extract, ours_load, ours_backfill, naive_executemany, copy_extract_floor, copy_load_floor, copy_load_floor_lineage)}
+CASES = {f.__name__: f for f in (ours_extract, ours_load, ours_backfill, naive_executemany, copy_extract_floor, copy_load_floor)}
 
 if __name__ == "__main__":
     print(json.dumps(CASES[sys.argv[1]](json.loads(sys.argv[2]))))

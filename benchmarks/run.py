@@ -59,10 +59,8 @@ def run_case(python: Path, script: list[str], case: str, args: dict, env: dict, 
     return result
 
 
-# The partition the cases load (benchmarks.cases.DAY; importing that module would load a whole code location).
-DAY = "2026-11-01"
 # The cases behind the target ratios; the slow peers (minutes at millions of rows) run once.
-REPEATED = ("copy_extract_floor", "ours_extract", "ours_extract_contract", "dlt_connectorx", "copy_load_floor", "copy_load_floor_lineage", "ours_load")
+REPEATED = ("copy_extract_floor", "ours_extract", "ours_extract_contract", "dlt_connectorx", "copy_load_floor", "ours_load")
 
 
 def quiesce(dsns: list[str], seconds: float = 300) -> None:
@@ -105,10 +103,6 @@ def main(rows: int, repeat: int) -> int:
             conn.execute(SMALL_TABLE)
             conn.execute("VACUUM ANALYZE bench")
             conn.execute(f"COPY bench TO '{dumps}/bench.bin' (FORMAT binary)")
-            conn.execute(
-                f"COPY (SELECT *, now() AS _loaded_at, 'raw/bench/date={DAY}/part-20261101T000000-0a1b2c3d-00000.parquet'::text, "
-                f"'{DAY}'::text FROM bench) TO '{dumps}/bench-lineage.bin' (FORMAT binary)"
-            )
             source_sums = conn.execute(SUMS).fetchone()
         args = {
             "work": str(work),
@@ -118,7 +112,6 @@ def main(rows: int, repeat: int) -> int:
             "source_sqlalchemy": f"postgresql+psycopg2://postgres@127.0.0.1:{pg.port}/{source_db}",
             "warehouse_dsn": f"postgresql://postgres:unused-with-trust-auth@127.0.0.1:{pg.port}/{warehouse_db}",
             "binary_file": f"{dumps}/bench.bin",
-            "lineage_binary_file": f"{dumps}/bench-lineage.bin",
         }
         ours = {**os.environ, "DAGSTER_HOME": str(work), "ETL_SECRETS_FILE": str(work / "secrets.toml")}
         peers = {**os.environ, "RUNTIME__LOG_LEVEL": "WARNING"}
@@ -129,7 +122,6 @@ def main(rows: int, repeat: int) -> int:
             ("dlt_connectorx", PEER_PYTHON, ["benchmarks/peers.py"], args, peers),
             ("dlt_pyarrow", PEER_PYTHON, ["benchmarks/peers.py"], args, peers),
             ("copy_load_floor", OUR_PYTHON, ["-m", "benchmarks.cases"], args, ours),
-            ("copy_load_floor_lineage", OUR_PYTHON, ["-m", "benchmarks.cases"], args, ours),
             ("ours_load", OUR_PYTHON, ["-m", "benchmarks.cases"], args, ours),
             ("dlt_load", PEER_PYTHON, ["benchmarks/peers.py"], args, peers),
             ("naive_executemany", OUR_PYTHON, ["-m", "benchmarks.cases"], args, ours),
@@ -139,7 +131,6 @@ def main(rows: int, repeat: int) -> int:
         # Loads start from no table each time (a second load would be a replace, a different piece of work).
         resets = {
             "copy_load_floor": (source_dsn, "DROP TABLE IF EXISTS copy_floor"),
-            "copy_load_floor_lineage": (source_dsn, "DROP TABLE IF EXISTS copy_floor_lineage"),
             "ours_load": (warehouse_dsn, "DROP TABLE IF EXISTS bench"),
         }
         order = [step for turn in range(repeat) for step in plan if turn == 0 or step[0] in REPEATED]
@@ -176,7 +167,6 @@ def summarize(rows: int, repeat: int, results: dict[str, dict], source_sums, war
         "load / dlt": rate["ours_load"] / rate["dlt_load"],
         "load / naive executemany": rate["ours_load"] / rate["naive_executemany"],
         "load / COPY floor": rate["ours_load"] / rate["copy_load_floor"],
-        "load / COPY floor into our table shape": rate["ours_load"] / rate["copy_load_floor_lineage"],
         "contract wall time / without": results["ours_extract_contract"]["seconds"] / results["ours_extract"]["seconds"],
     }
     backfill = results["ours_backfill"]

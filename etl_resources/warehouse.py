@@ -1,4 +1,4 @@
-"""The warehouse resource and the partition load: delete the partition's rows and insert the new ones, in one transaction."""
+"""The warehouse resource and the partition load: replace a partition's rows with the new ones, in one transaction."""
 
 import datetime as dt
 import itertools
@@ -10,16 +10,18 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pyarrow as pa
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
 from etl_resources.adbc import connect_adbc
 from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, fast_insert, uses_fast_executemany
+from etl_resources.partition_swap import Lineage, PartitionSwap, files_pattern
 from etl_resources.prefetch import prefetch
 from etl_resources.progress import Progress
 from etl_resources.secrets import SecretResolver
 from etl_resources.type_mapping import polars_dtype
-from etl_resources.warehouse_schema import ensure_table, table_plan
+from etl_resources.warehouse_schema import LINEAGE_COLUMNS, ensure_table, is_partitioned, table_plan
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
 INSERT_CHUNK_ROWS = 10_000
@@ -88,16 +90,17 @@ def replace_partition(
 ) -> PartitionLoad:
     """Make the table hold exactly this partition's rows for `partition_key`; all or nothing.
 
-    `frame` carries a `_source_file` column. Table creation, new columns, the delete and the inserts
-    share one transaction, so a failed or killed load leaves the table as it was.
+    `frame` carries a `_source_file` column. Table creation, new columns and the replace share one
+    transaction, so a failed or killed load leaves the table as it was.
     """
     loaded_at = dt.datetime.now(dt.UTC)
-    frame = _nested_as_json(frame).with_columns(pl.lit(loaded_at).alias("_loaded_at"), pl.lit(partition_key).alias("_partition"))
+    frame = _nested_as_json(frame)
     progress = Progress(log, f"{table_name} {partition_key}")
     files: set[str] = set()
     if engine.dialect.name == "postgresql":
-        table, added = _replace_postgres(engine, schema, table_name, partition_key, frame, progress, files)
+        table, added = _replace_postgres(engine, schema, table_name, partition_key, frame, loaded_at, progress, files)
     else:
+        frame = _with_lineage(frame, loaded_at, partition_key)
         with engine.begin() as conn:
             table, added = ensure_table(conn, schema, table_name, frame.collect_schema())
             conn.execute(table.delete().where(table.c["_partition"] == partition_key))
@@ -111,33 +114,66 @@ def replace_partition(
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
 
 
-def _replace_postgres(
-    engine: sa.Engine, schema: str | None, table_name: str, partition_key: str, frame: pl.LazyFrame, progress: Progress, files: set[str]
-) -> tuple[sa.Table, list[str]]:
-    """DDL, delete and a binary COPY of Arrow batches (ADBC ingest), all in one ADBC transaction."""
-    import pyarrow as pa
+def _with_lineage(frame: pl.LazyFrame, loaded_at: dt.datetime, partition_key: str) -> pl.LazyFrame:
+    return frame.with_columns(pl.lit(loaded_at).alias("_loaded_at"), pl.lit(partition_key).alias("_partition"))
 
+
+def _replace_postgres(
+    engine: sa.Engine,
+    schema: str | None,
+    table_name: str,
+    partition_key: str,
+    frame: pl.LazyFrame,
+    loaded_at: dt.datetime,
+    progress: Progress,
+    files: set[str],
+) -> tuple[sa.Table, list[str]]:
+    """A binary COPY of Arrow batches (ADBC ingest) and the DDL around it, all in one ADBC transaction.
+
+    Tables this platform creates are partitioned, and a load swaps the day's partition (see partition_swap);
+    a table made otherwise gets the day's rows deleted and the new ones copied in.
+    """
     with engine.connect() as probe:
         ddl, table, added = table_plan(probe, schema, table_name, frame.collect_schema())
+        partitioned = any(isinstance(statement, sa.schema.CreateTable) for statement in ddl) or is_partitioned(probe, table.schema, table.name)
         dialect = probe.dialect
-    # Binary COPY wants each column in exactly the table's type.
-    target = {column.name: polars_dtype(column.type, "postgresql") for column in table.columns}
-    frame = frame.cast({name: dtype for name, dtype in target.items() if dtype is not None and name in frame.collect_schema()})
-    # Parquet decoding runs on a read-ahead thread while the driver encodes and sends the previous batch.
-    batches = prefetch(record_batch for batch in _counted(frame, COPY_CHUNK_ROWS, progress, files) for record_batch in batch.to_arrow().to_batches())
     statements = [str(statement.compile(dialect=dialect)) for statement in ddl]
-    delete = table.delete().where(table.c["_partition"] == partition_key)
-    statements.append(str(delete.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
+    if partitioned:
+        swap = PartitionSwap(dialect, table, partition_key, [name for name in frame.collect_schema() if name not in LINEAGE_COLUMNS])
+        target = swap.stage
+    else:
+        frame = _with_lineage(frame, loaded_at, partition_key)
+        delete = table.delete().where(table.c["_partition"] == partition_key)
+        statements.append(str(delete.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
+        target = table
+    # Binary COPY wants each column in exactly the table's type.
+    dtypes = {column.name: polars_dtype(column.type, "postgresql") for column in target.columns}
+    present = frame.collect_schema()
+    frame = frame.cast({name: dtype for name, dtype in dtypes.items() if dtype is not None and name in present})
+    keep = [column.name for column in target.columns if column.name in present]
+    # Parquet decoding runs on a read-ahead thread while the driver encodes and sends the previous batch.
+    batches = prefetch(
+        record_batch for batch in _counted(frame, COPY_CHUNK_ROWS, progress, files) for record_batch in batch.select(keep).to_arrow().to_batches()
+    )
     try:
         first = next(batches, None)
         with connect_adbc(engine.url) as conn:
             try:
                 with conn.cursor() as cursor:
+                    if partitioned:
+                        cursor.execute(swap.lock())
                     for statement in statements:
                         cursor.execute(statement)
+                    if partitioned:
+                        cursor.execute(swap.lookup())
+                        found = cursor.fetchall()
+                        cursor.execute(swap.create_stage())
                     if first is not None:
                         reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
-                        cursor.adbc_ingest(table.name, reader, mode="append", db_schema_name=table.schema)
+                        cursor.adbc_ingest(target.name, reader, mode="append", db_schema_name=target.schema)
+                    if partitioned:
+                        for statement in swap.finish(found, Lineage(loaded_at, files_pattern(files), partition_key)):
+                            cursor.execute(statement)
                 conn.commit()
             except BaseException:
                 conn.rollback()

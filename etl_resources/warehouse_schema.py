@@ -19,12 +19,20 @@ def lineage_columns() -> list[sa.Column]:
 
 
 def partition_index(table: sa.Table) -> sa.Index:
-    """The index the per-partition delete uses.
+    """The index the per-partition delete uses (PostgreSQL tables are partitioned by `_partition` instead)."""
+    return sa.Index(f"ix_{table.name}__partition", table.c["_partition"])
 
-    PostgreSQL gets a BRIN index: a load appends one day's rows together, so block ranges find a day about
-    as well as a b-tree does, while a b-tree's upkeep costs a third of a bulk load's time. Elsewhere a b-tree.
-    """
-    return sa.Index(f"ix_{table.name}__partition", table.c["_partition"], postgresql_using="brin")
+
+def is_partitioned(conn: sa.Connection, schema: str | None, name: str) -> bool:
+    """Whether a PostgreSQL table is partitioned; one made by hand or by an older version may not be."""
+    kind = conn.execute(
+        sa.text(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = COALESCE(:schema, current_schema()) AND c.relname = :name"
+        ),
+        {"schema": schema, "name": name},
+    ).scalar()
+    return kind == "p"
 
 
 def effective_schema(conn: sa.Connection, schema: str | None) -> str | None:
@@ -43,6 +51,9 @@ def table_plan(conn: sa.Connection, schema: str | None, name: str, frame_schema:
         ddl.append(sa.schema.CreateSchema(schema))
     if not inspector.has_table(name, schema=schema):
         columns = [sa.Column(col, sql_type(dtype)) for col, dtype in frame_schema.items() if col not in LINEAGE_COLUMNS]
+        if conn.dialect.name == "postgresql":
+            table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema, postgresql_partition_by="LIST (_partition)")
+            return [*ddl, sa.schema.CreateTable(table)], table, []
         table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema)
         ddl += [sa.schema.CreateTable(table), sa.schema.CreateIndex(partition_index(table))]
         return ddl, table, []

@@ -1,10 +1,13 @@
-"""The warehouse DDL for Azure SQL, compiled with SQLAlchemy's mssql dialect (no SQL Server can run here)."""
+"""The warehouse DDL for Azure SQL, compiled with SQLAlchemy's mssql dialect (no SQL Server can run here), and the names a PostgreSQL partition swap uses."""
+
+import fnmatch
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, postgresql
 
 from etl_resources.audit import audit_log
+from etl_resources.partition_swap import LOAD_SUFFIX, files_pattern, partition_table_name
 from etl_resources.type_mapping import sql_type
 from etl_resources.warehouse_schema import lineage_columns, partition_index
 
@@ -59,9 +62,26 @@ def test_postgresql_keeps_zones_and_decimals():
     assert "amount NUMERIC(12, 2)" in ddl and "note TEXT" in ddl and "blob BYTEA" in ddl
 
 
-def test_the_partition_index_is_brin_on_postgresql_and_a_btree_on_azure_sql():
+def test_azure_sql_finds_a_partition_through_a_btree_index():
     table = sa.Table("orders", sa.MetaData(), *lineage_columns(), schema="dw")
     index = sa.schema.CreateIndex(partition_index(table))
 
-    assert str(index.compile(dialect=postgresql.dialect())) == "CREATE INDEX ix_orders__partition ON dw.orders USING brin (_partition)"
     assert str(index.compile(dialect=mssql.dialect())) == "CREATE INDEX ix_orders__partition ON dw.orders (_partition)"
+
+
+def test_partition_tables_are_named_for_their_day_within_postgresqls_identifier_limit():
+    assert partition_table_name("orders", "2026-11-01") == "orders_p20261101"
+    long_a, long_b = partition_table_name("x" * 70 + "a", "2026-11-01"), partition_table_name("x" * 70 + "b", "2026-11-01")
+    assert long_a != long_b
+    assert all(len(name) + len(LOAD_SUFFIX) <= 63 and name.endswith("_p20261101") for name in (long_a, long_b))
+
+
+def test_a_partitions_lineage_names_its_file_or_a_pattern_of_exactly_its_write():
+    one = "raw/orders/date=2026-11-01/part-20261102T010203-0a1b2c3d-00000.parquet"
+    parts = {one.replace("00000", f"{n:05d}") for n in range(12)}
+
+    assert files_pattern({one}) == one
+    assert files_pattern(parts) == "raw/orders/date=2026-11-01/part-20261102T010203-0a1b2c3d-*.parquet"
+    assert all(fnmatch.fnmatch(name, files_pattern(parts)) for name in parts)
+    assert not fnmatch.fnmatch(one.replace("0a1b2c3d", "ffffffff"), files_pattern(parts))
+    assert files_pattern(set()) == ""

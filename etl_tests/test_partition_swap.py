@@ -1,0 +1,119 @@
+"""The partition replace on a real PostgreSQL: swapped day tables, the parent's own rules, and tables made by hand."""
+
+import threading
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from etl_resources.warehouse import replace_partition
+
+DAY, OTHER_DAY = "2026-11-01", "2026-11-02"
+PARTITIONS = """SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                WHERE i.inhparent = 'orders'::regclass ORDER BY 1"""
+
+
+@pytest.fixture
+def engine(postgres) -> sa.Engine:
+    engine = sa.create_engine(postgres.url(postgres.create_database("swap")))
+    yield engine
+    engine.dispose()
+
+
+def frame(ids: range, files: int = 1, day: str = DAY) -> pl.LazyFrame:
+    """A partition as the lake IO manager hands it over: rows with the Parquet file each came from."""
+    return pl.LazyFrame({
+        "order_id": list(ids),
+        "amount": [float(i) for i in ids],
+        "_source_file": [f"raw/orders/date={day}/part-20261102T000000-0a1b2c3d-{i % files:05d}.parquet" for i in ids],
+    })
+
+
+def rows(engine: sa.Engine, sql: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(sql))]
+
+
+def test_reloading_a_day_swaps_its_partition_and_leaves_the_other_days(engine):
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 5)))
+    replace_partition(engine, None, "orders", OTHER_DAY, frame(range(100, 103), day=OTHER_DAY))
+
+    loaded = replace_partition(engine, None, "orders", DAY, frame(range(10, 20), files=3))
+
+    assert loaded.rows == 10 and loaded.files == 3
+    assert rows(engine, PARTITIONS) == [("orders_p20261101",), ("orders_p20261102",)]
+    assert rows(engine, "SELECT _partition, COUNT(*), MIN(order_id) FROM orders GROUP BY 1 ORDER BY 1") == [(DAY, 10, 10), (OTHER_DAY, 3, 100)]
+    assert rows(engine, f"SELECT DISTINCT _source_file FROM orders WHERE _partition = '{DAY}'") == [
+        (f"raw/orders/date={DAY}/part-20261102T000000-0a1b2c3d-*.parquet",)
+    ]
+    assert rows(engine, "SELECT COUNT(*) FROM orders WHERE _loaded_at IS NULL OR _source_file IS NULL") == [(0,)]
+
+
+def test_a_day_with_no_rows_replaces_the_old_ones_with_none(engine):
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 5)))
+
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 0)))
+
+    assert rows(engine, "SELECT COUNT(*) FROM orders") == [(0,)]
+    assert rows(engine, PARTITIONS) == [("orders_p20261101",)]
+
+
+def test_the_parents_checks_not_nulls_and_indexes_hold_for_new_days(engine):
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 5)))
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE orders ADD CONSTRAINT small_orders CHECK (amount < 100)"))
+        conn.execute(sa.text("ALTER TABLE orders ALTER COLUMN order_id SET NOT NULL"))
+        conn.execute(sa.text("CREATE INDEX orders_by_id ON orders (order_id)"))
+
+    with pytest.raises(Exception, match="small_orders"):
+        replace_partition(engine, None, "orders", DAY, frame(range(98, 102)))
+    with pytest.raises(Exception, match="order_id"):
+        replace_partition(engine, None, "orders", DAY, frame(range(0, 3)).with_columns(order_id=pl.lit(None, pl.Int64)))
+    replace_partition(engine, None, "orders", OTHER_DAY, frame(range(50, 53), day=OTHER_DAY))
+
+    assert rows(engine, "SELECT _partition, COUNT(*) FROM orders GROUP BY 1 ORDER BY 1") == [(DAY, 5), (OTHER_DAY, 3)]
+    assert ("orders_p20261102_order_id_idx",) in rows(engine, "SELECT indexname::text FROM pg_indexes WHERE tablename = 'orders_p20261102'")
+
+
+def test_columns_the_source_grew_or_dropped_line_up_with_the_parent(engine):
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 2)))
+
+    grown = replace_partition(engine, None, "orders", OTHER_DAY, frame(range(5, 7), day=OTHER_DAY).with_columns(note=pl.lit("new")))
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 2)).drop("amount"))
+
+    assert grown.added_columns == ["note"]
+    assert rows(engine, "SELECT _partition, order_id, amount, note FROM orders ORDER BY 1, 2") == [
+        (DAY, 0, None, None), (DAY, 1, None, None), (OTHER_DAY, 5, 5.0, "new"), (OTHER_DAY, 6, 6.0, "new")
+    ]
+
+
+def test_a_table_made_by_hand_is_loaded_by_delete_and_copy(engine):
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE orders (order_id bigint, amount double precision, _loaded_at timestamptz, _source_file text, _partition text)"))
+        conn.execute(sa.text(f"INSERT INTO orders VALUES (-1, 0, now(), 'old', '{DAY}'), (-2, 0, now(), 'old', '{OTHER_DAY}')"))
+
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 4), files=2))
+
+    assert rows(engine, "SELECT _partition, COUNT(*) FROM orders GROUP BY 1 ORDER BY 1") == [(DAY, 4), (OTHER_DAY, 1)]
+    assert len(rows(engine, f"SELECT DISTINCT _source_file FROM orders WHERE _partition = '{DAY}'")) == 2
+
+
+def test_two_loads_of_one_new_day_at_once_take_turns(engine):
+    replace_partition(engine, None, "orders", OTHER_DAY, frame(range(0, 1), day=OTHER_DAY))
+    errors: list[BaseException] = []
+
+    def load(ids: range) -> None:
+        try:
+            replace_partition(engine, None, "orders", DAY, frame(ids, files=4))
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=load, args=(range(start, start + 300_000),)) for start in (0, 1_000_000)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    (count, lowest, highest), = rows(engine, f"SELECT COUNT(*), MIN(order_id), MAX(order_id) FROM orders WHERE _partition = '{DAY}'")
+    assert count == 300_000 and highest - lowest == 299_999
