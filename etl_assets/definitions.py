@@ -10,17 +10,19 @@ from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database, ensure
 from etl_assets.kinds import database_kind
 from etl_assets.sources_component import SourcesComponent
 from etl_resources.defaults import default_resources
-from etl_resources.secrets import DEFAULT_SECRETS_FILE
+from etl_resources.secrets import DEFAULT_SECRETS_FILE, KEY_VAULT_URL_ENV
 
 
 def build_definitions(sources_file: Path, secrets_file: str) -> dg.Definitions:
     if sources_file == DEMO_SOURCES_FILE:
         ensure_demo_database()
         ensure_demo_secret(Path(secrets_file))
-    resources = default_resources(secrets_file)
+    key_vault_url = os.environ.get(KEY_VAULT_URL_ENV)
+    resources = default_resources(secrets_file, key_vault_url)
     component = SourcesComponent(
         sources_file=str(sources_file),
         secrets_file=secrets_file,
+        key_vault_url=key_vault_url,
         warehouse_kind=database_kind(resources["warehouse"].url),
     )
     return dg.Definitions.merge(dg.build_defs_for_component(component), dg.Definitions(resources=resources, sensors=[failure_alerts]))

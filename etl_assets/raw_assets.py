@@ -6,7 +6,6 @@ the source's checks.
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -15,7 +14,7 @@ from etl_assets.audit_events import record_audit
 from etl_assets.kinds import database_kind
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys, partition_window
 from etl_assets.source_checks import REJECT_RATE, Tally, check_results, check_specs
-from etl_resources.config import AnySource, Contract, FileSource, SqlSource
+from etl_resources.config import AnySource, Contract, FileSource, SqlSource, StepRetries
 from etl_resources.contract import REJECT_SCHEMA, apply_contract
 from etl_resources.file_extract import read_day
 from etl_resources.lake_io_manager import LakeIOManager, PartitionStream, dataset_name
@@ -38,7 +37,7 @@ def _batches(source: AnySource, secrets: SecretResolver, lake: LakeIOManager, wi
         return extract(source, secrets.url(source.connection), window if source.mode == "incremental" else None)
     if isinstance(source, FileSource):
         return read_day(lake.landing(source.landing), source, window[0].date().isoformat(), log)
-    return extract_rest(source, Path(secrets.secrets_file), window, log)
+    return extract_rest(source, secrets.store(), window, log)
 
 
 def source_kind(source: AnySource) -> str:
@@ -56,6 +55,15 @@ def _validated(frames: Iterator[pl.DataFrame], contract: Contract | None, partit
         if split.rejects.height:
             tally.rejects.append(split.rejects)
         yield split.valid
+
+
+def retry_policy(retries: StepRetries) -> dg.RetryPolicy | None:
+    """Re-running a failed extract is safe: every attempt commits its lake partition whole or not at all.
+    Only failures that may pass are retried (a lost connection, a server restarting; see transient.py)."""
+    if not retries.max_retries:
+        return None
+    backoff = dg.Backoff.EXPONENTIAL if retries.backoff == "exponential" else dg.Backoff.LINEAR
+    return dg.RetryPolicy(max_retries=retries.max_retries, delay=retries.delay_seconds, backoff=backoff, jitter=dg.Jitter.PLUS_MINUS)
 
 
 def _one_or_many(by_key: dict):
@@ -94,6 +102,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         partitions_def=partitions_def,
         backfill_policy=backfill_policy(source.backfill_days_per_run),
         check_specs=check_specs(source, raw_key(source)),
+        retry_policy=retry_policy(source.step_retries),
     )
     def _extract(
         context: dg.AssetExecutionContext,
@@ -114,7 +123,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
                 record_audit(context, warehouse, source, key, "extract", started, error=err)
 
             frames = _validated(_batches(source, secrets, lake_io_manager, window, context.log), source.contract, key, tallies[key])
-            streams[key] = PartitionStream(frames=frames, on_failure=report)
+            streams[key] = PartitionStream(frames=frames, on_failure=report, retryable=lambda err: getattr(err, "transient", False))
         # Each Output is stored before this generator resumes, so the tallies are complete below.
         yield dg.Output(_one_or_many(streams), output_name="raw")
         for key, tally in tallies.items():

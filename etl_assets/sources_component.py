@@ -10,7 +10,7 @@ from etl_assets.raw_assets import build_raw_asset
 from etl_assets.source_schedules import source_job, source_schedule
 from etl_assets.warehouse_assets import build_warehouse_asset
 from etl_resources.config import FileSource, load_sources
-from etl_resources.secrets import DEFAULT_SECRETS_FILE
+from etl_resources.secrets import DEFAULT_SECRETS_FILE, SecretStore
 
 
 class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
@@ -18,10 +18,11 @@ class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
 
     sources_file: str
     secrets_file: str = DEFAULT_SECRETS_FILE
+    key_vault_url: str | None = None
     warehouse_kind: str = "sql"
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        sources = load_sources(Path(self.sources_file), Path(self.secrets_file)).enabled
+        sources = load_sources(Path(self.sources_file), SecretStore(Path(self.secrets_file), self.key_vault_url)).enabled
         jobs = {source.name: source_job(source) for source in sources}
         warehouse = {source.name: build_warehouse_asset(source, self.warehouse_kind) for source in sources}
         checks = freshness_checks(sources, warehouse)

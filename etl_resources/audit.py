@@ -46,8 +46,8 @@ class AuditRow:
     error_message: str | None = None
 
 
-def write_audit_row(engine: sa.Engine, row: AuditRow) -> None:
-    """Written in its own transaction, so a failure row survives the rollback of the load it reports."""
+def write_audit_rows(engine: sa.Engine, rows: list[AuditRow]) -> None:
+    """Written in a transaction of their own, so a failure row survives the rollback of the load it reports."""
     with engine.begin() as conn:
         metadata.create_all(conn, tables=[audit_log], checkfirst=True)
-        conn.execute(audit_log.insert().values(**asdict(row)))
+        conn.execute(audit_log.insert(), [asdict(row) for row in rows])

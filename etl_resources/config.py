@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from etl_resources.secrets import SECRET_REF, lookup_secret, missing_secret_message, secret_names
+from etl_resources.secrets import SECRET_REF, SecretStore, secret_names
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER)]
@@ -121,6 +121,16 @@ class Freshness(BaseModel):
     severity: Literal["warn", "error"] = "warn"
 
 
+class StepRetries(BaseModel):
+    """How often Dagster re-runs a failed extract (a dropped connection, a restarting server), and how long it waits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_retries: int = Field(default=2, ge=0, le=10)
+    delay_seconds: float = Field(default=10.0, ge=0)
+    backoff: Literal["exponential", "linear"] = "exponential"
+
+
 class BaseSource(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -140,6 +150,7 @@ class BaseSource(BaseModel):
     freshness: Freshness | None = Freshness()
     contract: Contract | None = None
     checks: Checks = Checks()
+    step_retries: StepRetries = StepRetries()
 
     @property
     def one_line_description(self) -> str:
@@ -422,19 +433,24 @@ def _strings(value: Any, path: str = "") -> list[tuple[str, str]]:
     return []
 
 
-def _secret_problems(raw_sources: Any, secrets_file: Path) -> list[str]:
+def _secret_problems(raw_sources: Any, secrets: SecretStore) -> list[str]:
     problems = []
     for index, entry in _entries(raw_sources):
         if entry.get("enabled", True) is False:
             continue
         for field, text in _strings(entry):
             for name in secret_names(text):
-                if lookup_secret(name, secrets_file) is None:
-                    problems.append(f"{_source_label(raw_sources, index)}, field '{field}': {missing_secret_message(name, secrets_file)}")
+                try:
+                    found = secrets.lookup(name) is not None
+                except KeyError as err:
+                    problems.append(f"{_source_label(raw_sources, index)}, field '{field}': {err}")
+                    continue
+                if not found:
+                    problems.append(f"{_source_label(raw_sources, index)}, field '{field}': {secrets.missing_message(name)}")
     return problems
 
 
-def load_sources(path: Path, secrets_file: Path) -> SourcesFile:
+def load_sources(path: Path, secrets: SecretStore) -> SourcesFile:
     """Parse and validate a sources file; raise one SourcesConfigError listing every problem."""
     try:
         raw = yaml.load(path.read_text(), Loader=_StringDatesLoader)
@@ -448,7 +464,7 @@ def load_sources(path: Path, secrets_file: Path) -> SourcesFile:
         sources = SourcesFile.model_validate(raw)
     except pydantic.ValidationError as err:
         problems = [_describe(e, raw_sources) for e in err.errors()]
-    problems += _duplicate_problems(raw_sources) + _secret_problems(raw_sources, secrets_file)
+    problems += _duplicate_problems(raw_sources) + _secret_problems(raw_sources, secrets)
     if problems:
         raise SourcesConfigError(_report(path, problems))
     return sources

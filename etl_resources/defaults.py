@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from etl_resources.alerts import AlertWebhook
+from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
 from etl_resources.lake_io_manager import DEFAULT_LAKE_URL, LakeIOManager
 from etl_resources.secrets import SecretResolver
 from etl_resources.warehouse import DEFAULT_WAREHOUSE_URL, Warehouse
@@ -15,11 +16,15 @@ def _secret_env(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if name in os.environ else None
 
 
-def default_resources(secrets_file: str) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
-    secrets = SecretResolver(secrets_file=secrets_file)
+def default_resources(secrets_file: str, key_vault_url: str | None = None) -> dict[str, dg.ConfigurableResource | dg.ConfigurableIOManager]:
+    secrets = SecretResolver(secrets_file=secrets_file, key_vault_url=key_vault_url)
     return {
         "secrets": secrets,
-        "warehouse": Warehouse(url=os.environ.get("ETL_WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL), secrets=secrets),
+        "warehouse": Warehouse(
+            url=os.environ.get("ETL_WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL),
+            audit_queue=os.environ.get("ETL_AUDIT_QUEUE", DEFAULT_AUDIT_QUEUE),
+            secrets=secrets,
+        ),
         "alerts": AlertWebhook(url=_secret_env("ETL_ALERT_WEBHOOK_URL"), ui_url=os.environ.get("ETL_UI_URL", "http://127.0.0.1:3000")),
         "lake_io_manager": LakeIOManager(
             url=os.environ.get("ETL_LAKE_URL", DEFAULT_LAKE_URL),

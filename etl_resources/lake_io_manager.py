@@ -8,6 +8,7 @@ import polars as pl
 from pydantic import PrivateAttr
 
 from etl_resources.lake import Lake, PartitionWrite, open_lake, scan_partition, type_name, write_partition
+from etl_resources.secrets import redact
 
 DEFAULT_LAKE_URL = ".etl/lake"
 SOURCE_FILE_COLUMN = "_source_file"
@@ -15,10 +16,12 @@ SOURCE_FILE_COLUMN = "_source_file"
 
 @dataclass(frozen=True)
 class PartitionStream:
-    """One partition's batches, and whom to tell if writing them fails (in the extract or in the commit)."""
+    """One partition's batches, whom to tell if writing them fails (in the extract or in the commit), and
+    which failures a step retry may cure; any other fails the step at once, whatever its RetryPolicy."""
 
     frames: Iterable[pl.DataFrame]
     on_failure: Callable[[Exception], None]
+    retryable: Callable[[Exception], bool] = lambda err: True
 
 
 Frames = pl.DataFrame | Iterable[pl.DataFrame] | PartitionStream
@@ -86,6 +89,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 written = write_partition(lake, dataset, key, stream.frames, context.log)
             except Exception as err:
                 stream.on_failure(err)
+                if not stream.retryable(err):
+                    raise dg.Failure(description=redact(f"{type(err).__name__}: {err}"), allow_retries=False) from err
                 raise
             context.step_context.add_asset_metadata(write_metadata(lake, written), asset_key=context.asset_key, partition_key=key)
 

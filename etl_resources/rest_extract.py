@@ -6,21 +6,31 @@ import logging
 import random
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import polars as pl
 
 from etl_resources.config import ApiKeyAuth, BasicAuth, BearerAuth, ClientCredentialsAuth, RestSource
-from etl_resources.secrets import substitute
+from etl_resources.secrets import SecretStore, redact
 
 RECORD_KEYS = ("data", "events", "results", "items")
 RECORD_COLUMN = "_record"
 
 
 class RestSourceError(RuntimeError):
-    """The API refused, kept failing past the retry budget, or answered with something that is not records."""
+    """The API refused, kept failing past the retry budget, or answered with something that is not records.
+
+    The message is cleaned of secrets: it may quote the API's own reply, which can echo a key back.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(redact(message))
+
+
+def shown(url: str | httpx.URL) -> str:
+    """A URL for messages: without its query string, which may carry an API key."""
+    return str(httpx.URL(str(url)).copy_with(query=None))
 
 
 def window_values(window: tuple[dt.datetime, dt.datetime]) -> dict[str, str]:
@@ -120,11 +130,9 @@ class ClientCredentials(httpx.Auth):
         self.expires_at = time.monotonic() + float(body.get("expires_in", 3600)) - 30
 
 
-def build_client(source: RestSource, secrets_file: Path) -> tuple[httpx.Client, dict[str, str]]:
+def build_client(source: RestSource, secrets: SecretStore) -> tuple[httpx.Client, dict[str, str]]:
     """The HTTP client with headers and auth, and any query parameters the auth adds."""
-
-    def fill(text: str) -> str:
-        return substitute(text, secrets_file)
+    fill = secrets.substitute
 
     headers = {key: fill(value) for key, value in source.headers.items()}
     auth_params: dict[str, str] = {}
@@ -172,7 +180,7 @@ def get_page(client: httpx.Client, source: RestSource, url: str, params: dict[st
             if response.status_code != 429 and response.status_code < 500:
                 hint = "check the credentials and secrets in `auth`" if response.status_code in (401, 403) else "check `base_url`, `path` and `params`"
                 raise RestSourceError(
-                    f"source '{source.name}': {response.status_code} {response.reason_phrase} from {response.request.url.copy_with(query=None)} "
+                    f"source '{source.name}': {response.status_code} {response.reason_phrase} from {shown(response.request.url)} "
                     f"(fix: {hint}); not retried: {response.text[:200]}"
                 )
             reason = f"HTTP {response.status_code}"
@@ -182,21 +190,21 @@ def get_page(client: httpx.Client, source: RestSource, url: str, params: dict[st
         elapsed = time.monotonic() - started
         if attempt == retry.max_attempts or elapsed + delay > retry.max_total_seconds:
             raise RestSourceError(
-                f"source '{source.name}': gave up on {url} after {attempt} attempt(s) in {elapsed:.1f}s; last error: {reason} "
+                f"source '{source.name}': gave up on {shown(url)} after {attempt} attempt(s) in {elapsed:.1f}s; last error: {reason} "
                 "(fix: check the API is up; `retry` sets the budget)"
             )
-        log.warning(f"source '{source.name}': {reason} on attempt {attempt}; retrying in {delay:.1f}s")
+        log.warning(redact(f"source '{source.name}': {reason} on attempt {attempt}; retrying in {delay:.1f}s"))
         time.sleep(delay)
     raise AssertionError("unreachable")
 
 
-def extract_rest(source: RestSource, secrets_file: Path, window: tuple[dt.datetime, dt.datetime], log: logging.Logger) -> Iterator[pl.DataFrame]:
+def extract_rest(source: RestSource, secrets: SecretStore, window: tuple[dt.datetime, dt.datetime], log: logging.Logger) -> Iterator[pl.DataFrame]:
     """Yield the partition's records page by page; always at least one frame, maybe empty."""
     values = window_values(window)
     paging = source.pagination
-    client, auth_params = build_client(source, secrets_file)
+    client, auth_params = build_client(source, secrets)
     params: dict[str, Any] = {key: value.format(**values) if isinstance(value, str) else value for key, value in source.params.items()}
-    params = {key: substitute(value, secrets_file) if isinstance(value, str) else value for key, value in params.items()} | auth_params
+    params = {key: secrets.substitute(value) if isinstance(value, str) else value for key, value in params.items()} | auth_params
     url = source.path
     page, offset, seen, pages = paging.first_page, 0, 0, 0
     with client:
@@ -209,7 +217,7 @@ def extract_rest(source: RestSource, secrets_file: Path, window: tuple[dt.dateti
             try:
                 body = response.json()
             except ValueError:
-                raise RestSourceError(f"source '{source.name}': the response from {response.url} is not JSON: {response.text[:200]!r}") from None
+                raise RestSourceError(f"source '{source.name}': the response from {shown(response.url)} is not JSON: {response.text[:200]!r}") from None
             records = select_records(source, body)
             pages += 1
             seen += len(records)

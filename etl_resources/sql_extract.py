@@ -7,7 +7,10 @@ import polars as pl
 import sqlalchemy as sa
 
 from etl_resources.adbc import connect_adbc
+from etl_resources.azure_sql import create_engine
 from etl_resources.config import SqlSource
+from etl_resources.secrets import redact
+from etl_resources.transient import is_transient_connect_error, is_transient_database_error
 from etl_resources.type_mapping import polars_dtype
 
 # The driver's default of 16 MB record batches costs about 40 MB more peak memory and reads no faster.
@@ -15,7 +18,11 @@ ADBC_BATCH_BYTES = 4 * 1024 * 1024
 
 
 class SourceUnavailableError(RuntimeError):
-    """The source database could not be reached or the extract query failed."""
+    """The source database could not be reached or the extract query failed; `transient` if trying again may work."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(redact(message))
+        self.transient = transient
 
 
 def build_select(
@@ -73,7 +80,7 @@ def extract(
     PostgreSQL is read columnar through ADBC (COPY in binary, decoded to Arrow in C++); other dialects
     through a SQLAlchemy server-side cursor (`stream_results`). Either way memory is bounded by the batch.
     """
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
     redacted = url.render_as_string(hide_password=True)
     try:
         try:
@@ -81,7 +88,8 @@ def extract(
         except sa.exc.DBAPIError as err:
             raise SourceUnavailableError(
                 f"source '{source.name}': cannot connect to {redacted}: {_first_line(err)} "
-                "(fix: check the database is up and the `connection` URL and its secrets are right)"
+                "(fix: check the database is up and the `connection` URL and its secrets are right)",
+                transient=is_transient_connect_error(err),
             ) from None
         with conn:
             postgres = conn.dialect.name == "postgresql"
@@ -103,7 +111,9 @@ def _cursor_frames(source: SqlSource, conn: sa.Connection, statement: sa.Select,
     try:
         result = conn.execution_options(stream_results=True, max_row_buffer=source.batch_size).execute(statement)
     except sa.exc.DBAPIError as err:
-        raise SourceUnavailableError(f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}") from None
+        raise SourceUnavailableError(
+            f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}", transient=is_transient_database_error(err)
+        ) from None
     columns = list(result.keys())
     yielded = False
     for rows in result.partitions(source.batch_size):
@@ -127,8 +137,12 @@ def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, known: dict[str, pl.D
                 yield _typed_arrow(batch, known)
             if not yielded:
                 yield _typed_arrow(reader.schema.empty_table(), known)
-    except adbc_driver_manager.Error as err:
-        raise SourceUnavailableError(f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}") from None
+    except (adbc_driver_manager.Error, OSError) as err:
+        # Arrow's reader reports a stream that broke mid-way (a dropped connection) as an OSError.
+        raise SourceUnavailableError(
+            f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}",
+            transient=isinstance(err, OSError) or is_transient_database_error(err),
+        ) from None
 
 
 def _typed_arrow(batch, known: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from pydantic import PrivateAttr
 
 from etl_resources.adbc import connect_adbc
+from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
+from etl_resources.azure_sql import create_engine
 from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, fast_insert, uses_fast_executemany
 from etl_resources.partition_swap import Lineage, PartitionSwap, files_pattern
 from etl_resources.prefetch import prefetch
@@ -32,6 +34,7 @@ class Warehouse(dg.ConfigurableResource):
     """The target database: a SQLite file by default, PostgreSQL or Azure SQL (`mssql+pyodbc`) by URL."""
 
     url: str = DEFAULT_WAREHOUSE_URL
+    audit_queue: str = DEFAULT_AUDIT_QUEUE
     secrets: dg.ResourceDependency[SecretResolver]
     _engine: sa.Engine | None = PrivateAttr(default=None)
 
@@ -40,7 +43,7 @@ class Warehouse(dg.ConfigurableResource):
             url = self.secrets.url(self.url)
             if url.get_backend_name() == "sqlite" and url.database:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            self._engine = sa.create_engine(url, pool_pre_ping=True)
+            self._engine = create_engine(url, pool_pre_ping=True)
         return self._engine
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

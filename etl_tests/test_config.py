@@ -11,7 +11,7 @@ import yaml
 from etl_assets.definitions import build_definitions
 from etl_assets.demo.shop import DEMO_SOURCES_FILE
 from etl_resources.config import SourcesConfigError
-from etl_resources.secrets import resolve_url
+from etl_resources.secrets import SecretStore
 from etl_tests.servers import REPO
 
 GOOD = {
@@ -142,7 +142,7 @@ def test_secret_from_the_secrets_file_satisfies_the_check(workdir):
 
 def test_secrets_fill_url_parts_without_escaping(workdir, monkeypatch):
     monkeypatch.setenv("PG_PASSWORD", "p@ss/w:rd#1")
-    url = resolve_url("postgresql+psycopg://etl:${PG_PASSWORD}@db.example.net:5432/shop", workdir / "none.toml")
+    url = SecretStore(workdir / "none.toml").url("postgresql+psycopg://etl:${PG_PASSWORD}@db.example.net:5432/shop")
 
     assert url.password == "p@ss/w:rd#1"
     assert url.host == "db.example.net"
@@ -157,7 +157,7 @@ def test_whole_url_from_one_secret(workdir, monkeypatch):
     defs = build_definitions(path, str(workdir / "secrets.toml"))
 
     assert len(defs.assets) == 4
-    assert resolve_url("${SHOP_DB_URL}", workdir / "none.toml").database == "shop"
+    assert SecretStore(workdir / "none.toml").url("${SHOP_DB_URL}").database == "shop"
 
 
 def _validate(env_overrides):

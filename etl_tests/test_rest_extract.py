@@ -9,6 +9,7 @@ import pytest
 
 from etl_resources.config import RestSource
 from etl_resources.rest_extract import RestSourceError, extract_rest
+from etl_resources.secrets import SecretStore
 
 WINDOW = (dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
 LOG = logging.getLogger("test")
@@ -50,7 +51,7 @@ def source(api, path: str = "/page", **fields) -> RestSource:
 
 
 def ids(src: RestSource, workdir) -> list[int]:
-    frames = list(extract_rest(src, workdir / "secrets.toml", WINDOW, LOG))
+    frames = list(extract_rest(src, SecretStore(workdir / "secrets.toml"), WINDOW, LOG))
     return pl.concat(frames, how="diagonal_relaxed")["id"].to_list()
 
 
@@ -135,8 +136,8 @@ def test_records_not_found_name_the_field(api, workdir):
 
 
 def test_nested_objects_as_json_or_flattened(api, workdir):
-    as_json = pl.concat(extract_rest(source(api), workdir / "s.toml", WINDOW, LOG))
-    flat = pl.concat(extract_rest(source(api, nested="flatten"), workdir / "s.toml", WINDOW, LOG))
+    as_json = pl.concat(extract_rest(source(api), SecretStore(workdir / "s.toml"), WINDOW, LOG))
+    flat = pl.concat(extract_rest(source(api, nested="flatten"), SecretStore(workdir / "s.toml"), WINDOW, LOG))
 
     assert as_json["device"][0] == '{"os": "ios", "tags": ["a", "b"]}'
     assert flat["device_os"][0] == "ios" and flat["device_tags"][0] == '["a", "b"]'
