@@ -42,6 +42,20 @@ def wait_for_port(port: int, seconds: float, what: str, log: Path | None = None)
 @dataclass(frozen=True)
 class Postgres:
     port: int
+    pg_ctl: Path | None = None
+    data: Path | None = None
+    options: str = ""
+    log: Path | None = None
+
+    def stop(self) -> None:
+        """Stop the server as a crash would (immediate mode): clients see their connections refused."""
+        subprocess.run(_as_postgres_user([str(self.pg_ctl), "-D", str(self.data), "-m", "immediate", "-w", "stop"]), check=True, capture_output=True)
+
+    def start(self) -> None:
+        subprocess.run(
+            _as_postgres_user([str(self.pg_ctl), "-D", str(self.data), "-l", str(self.log), "-o", self.options, "-w", "start"]), check=True, capture_output=True
+        )
+        wait_for_port(self.port, 30, "PostgreSQL", self.log)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -70,10 +84,10 @@ def postgres_server() -> Iterator[Postgres]:
     data, log, port = base / "data", base / "server.log", free_port()
     subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]), check=True, capture_output=True)
     options = f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off -c full_page_writes=off"
-    subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]), check=True, capture_output=True)
+    server = Postgres(port=port, pg_ctl=bindir / "pg_ctl", data=data, options=options, log=log)
+    server.start()
     try:
-        wait_for_port(port, 30, "PostgreSQL", log)
-        yield Postgres(port=port)
+        yield server
     finally:
         subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]), capture_output=True)
         shutil.rmtree(base, ignore_errors=True)

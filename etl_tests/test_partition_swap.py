@@ -117,3 +117,15 @@ def test_two_loads_of_one_new_day_at_once_take_turns(engine):
     assert errors == []
     (count, lowest, highest), = rows(engine, f"SELECT COUNT(*), MIN(order_id), MAX(order_id) FROM orders WHERE _partition = '{DAY}'")
     assert count == 300_000 and highest - lowest == 299_999
+
+
+def test_hostile_column_names_from_the_source_are_quoted_not_run(engine):
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE sentinel (id int)"))
+    hostile = 'x"; DROP TABLE sentinel; --'
+
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 3)).with_columns(pl.lit("v").alias(hostile)))
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 2)).with_columns(pl.lit("w").alias(hostile)))
+
+    assert rows(engine, "SELECT to_regclass('sentinel') IS NOT NULL") == [(True,)]
+    assert rows(engine, 'SELECT DISTINCT "x""; DROP TABLE sentinel; --" FROM orders') == [("w",)]

@@ -16,7 +16,7 @@ DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 ROWS_PER_DAY = {day: 10 * (i + 1) for i, day in enumerate(DAYS + ["2026-11-04"])}
 
 
-def source_yaml(connection: str, *, orders_mode: str = "incremental") -> str:
+def source_yaml(connection: str, *, orders_mode: str = "incremental", retries: str = "{max_retries: 2}") -> str:
     watermark = "    watermark_column: ordered_at\n" if orders_mode == "incremental" else ""
     return f"""
 sources:
@@ -28,6 +28,7 @@ sources:
 {watermark}    start_date: 2026-11-01
     batch_size: 7
     target: {{schema: dw, table: orders}}
+    step_retries: {retries}
   - name: customers
     kind: sql
     connection: {connection}
@@ -157,7 +158,7 @@ def test_source_down_fails_the_run_audits_it_and_changes_nothing(platform, shop,
     rows_before = platform.query(defs, "SELECT order_id, _loaded_at FROM dw.orders ORDER BY 1")
 
     dead = shop["connection"].replace(f":{postgres.port}/", f":{free_port()}/")
-    defs = platform.configure(source_yaml(dead), warehouse_url=shop["warehouse"])
+    defs = platform.configure(source_yaml(dead, retries="{max_retries: 1, delay_seconds: 0}"), warehouse_url=shop["warehouse"])
     result = platform.materialize(defs, DAYS[0], selection=ORDERS_ONLY, raise_on_error=False)
 
     assert not result.success
@@ -169,7 +170,9 @@ def test_source_down_fails_the_run_audits_it_and_changes_nothing(platform, shop,
     assert lake.fs.find(f"{lake.dataset_dir('raw/orders')}/_staging") == []
     assert platform.query(defs, "SELECT order_id, _loaded_at FROM dw.orders ORDER BY 1") == rows_before
     audit = platform.query(defs, "SELECT run_id, step, status, error_message FROM etl_audit_log ORDER BY id")
-    assert [(step, status) for _, step, status, _ in audit] == [("load", "success"), ("extract", "failure")]
+    # A refused connection may be a server restarting, so the extract was tried twice, and each attempt audited.
+    assert [(step, status) for _, step, status, _ in audit] == [("load", "success"), ("extract", "failure"), ("extract", "failure")]
+    assert any(event.event_type_value == "STEP_UP_FOR_RETRY" for event in result.all_events)
     assert audit[-1][0] == result.run_id
     assert "cannot connect" in audit[-1][3] and "unused-with-trust-auth" not in audit[-1][3]
 
