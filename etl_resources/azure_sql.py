@@ -58,12 +58,3 @@ def token_connect_hook(credential: TokenCredential) -> Callable:
         cparams["attrs_before"] = {**cparams.get("attrs_before", {}), SQL_COPT_SS_ACCESS_TOKEN: access_token_struct(token)}
 
     return provide_token
-
-
-def create_engine(url: sa.URL, credential_factory: Callable[[], TokenCredential] = default_credential, **kwargs) -> sa.Engine:
-    """`sa.create_engine` with the Azure SQL defaults above; any other database is passed through unchanged."""
-    url = with_driver_defaults(url)
-    engine = sa.create_engine(url, **kwargs)
-    if uses_entra_token(url):
-        sa.event.listen(engine, "do_connect", token_connect_hook(credential_factory()))
-    return engine

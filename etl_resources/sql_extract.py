@@ -7,8 +7,8 @@ import polars as pl
 import sqlalchemy as sa
 
 from etl_resources.adbc import connect_adbc
-from etl_resources.azure_sql import create_engine
 from etl_resources.config import SqlSource
+from etl_resources.engines import create_engine
 from etl_resources.secrets import redact
 from etl_resources.transient import is_transient_connect_error, is_transient_database_error
 from etl_resources.type_mapping import polars_dtype

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from etl_resources.azure_sql import SQL_COPT_SS_ACCESS_TOKEN, TOKEN_SCOPE, create_engine, uses_entra_token, with_driver_defaults
+from etl_resources.azure_sql import SQL_COPT_SS_ACCESS_TOKEN, TOKEN_SCOPE, uses_entra_token, with_driver_defaults
+from etl_resources.engines import create_engine
 
 
 class StubCredential:

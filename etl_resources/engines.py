@@ -1,0 +1,31 @@
+"""SQLAlchemy engines for sources and warehouses, with what each database needs beyond the URL."""
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from etl_resources.azure_sql import TokenCredential, default_credential, token_connect_hook, uses_entra_token, with_driver_defaults
+
+
+def create_engine(url: sa.URL, credential_factory: Callable[[], TokenCredential] = default_credential, **kwargs) -> sa.Engine:
+    """`sa.create_engine`, plus Azure SQL's driver defaults and Entra tokens, and SQLite's transactional DDL."""
+    url = with_driver_defaults(url)
+    engine = sa.create_engine(url, **kwargs)
+    if uses_entra_token(url):
+        sa.event.listen(engine, "do_connect", token_connect_hook(credential_factory()))
+    if url.get_backend_name() == "sqlite":
+        _transactional_ddl(engine)
+    return engine
+
+
+def _transactional_ddl(engine: sa.Engine) -> None:
+    """Python's sqlite3 commits before every DDL statement it sees, so a failed load would keep the columns it
+    added. Taking BEGIN out of its hands (SQLAlchemy's documented recipe) puts DDL inside the load's transaction."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_connection, connection_record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
