@@ -11,7 +11,7 @@ from etl_assets.partitions import backfill_policy, daily_partitions, existing_ke
 from etl_assets.raw_assets import raw_key
 from etl_assets.source_checks import check_specs
 from etl_resources.config import AnySource
-from etl_resources.warehouse import Warehouse, replace_partition
+from etl_resources.warehouse import Warehouse, load_partition
 from etl_resources.warehouse_schema import effective_schema
 
 # Every load holds a warehouse connection; the instance's pool limit caps them across all runs.
@@ -28,6 +28,13 @@ def table_schema(engine: sa.Engine, schema: str | None, table: str) -> dg.TableS
     return dg.TableSchema(columns=[dg.TableColumn(c["name"], str(c["type"])) for c in columns])
 
 
+WRITE_MODE_PHRASES = {
+    "replace_partition": "replaced as a whole on every load",
+    "merge": "upserted on {keys}",
+    "append": "appended on every load",
+}
+
+
 def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDefinition:
     target = source.target
     blocking = [spec for spec in check_specs(source, raw_key(source)) if spec.blocking]
@@ -35,7 +42,7 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
 
     @dg.asset(
         key=warehouse_key(source),
-        description=f"{target.qualified} in the warehouse: each day of raw/{source.name}, replaced as a whole on every load.",
+        description=f"{target.qualified} in the warehouse: each day of raw/{source.name}, {WRITE_MODE_PHRASES[target.write_mode].format(keys=', '.join(target.keys))}.",
         ins={"partition": dg.AssetIn(key=raw_key(source))},
         partitions_def=partitions_def,
         backfill_policy=backfill_policy(source.backfill_days_per_run),
@@ -61,7 +68,7 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
                 record_audit(context, warehouse, source, key, "load", started, error=failure)
                 raise failure
             try:
-                loaded = replace_partition(engine, target.schema_, target.table, key, frame, context.log)
+                loaded = load_partition(engine, target.schema_, target.table, key, frame, target.write_mode, tuple(target.keys), context.log)
             except Exception as err:
                 record_audit(context, warehouse, source, key, "load", started, error=err)
                 raise

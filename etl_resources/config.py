@@ -50,6 +50,18 @@ class Target(BaseModel):
 
     table: Identifier
     schema_: Identifier | None = Field(default=None, alias="schema")
+    # replace_partition: the table holds exactly each loaded day's rows; merge: rows upserted on `keys`;
+    # append: rows added, never removed (re-loading a day adds its rows again).
+    write_mode: Literal["replace_partition", "merge", "append"] = "replace_partition"
+    keys: list[Identifier] = []
+
+    @model_validator(mode="after")
+    def _keys_for_merge(self) -> "Target":
+        if self.write_mode == "merge" and not self.keys:
+            raise ValueError("write_mode merge needs `keys`, the columns that identify a row (fix: e.g. keys: [order_id])")
+        if self.write_mode != "merge" and self.keys:
+            raise ValueError(f"`keys` only apply to write_mode merge, not {self.write_mode} (fix: remove keys or set write_mode: merge)")
+        return self
 
     @property
     def qualified(self) -> str:

@@ -16,7 +16,7 @@ from pydantic import PrivateAttr
 
 from etl_resources.adbc import connect_adbc
 from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
-from etl_resources.azure_sql import create_engine
+from etl_resources.engines import create_engine
 from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, fast_insert, uses_fast_executemany
 from etl_resources.partition_swap import Lineage, PartitionSwap, files_pattern
 from etl_resources.prefetch import prefetch
@@ -24,6 +24,15 @@ from etl_resources.progress import Progress
 from etl_resources.secrets import SecretResolver
 from etl_resources.type_mapping import polars_dtype
 from etl_resources.warehouse_schema import LINEAGE_COLUMNS, ensure_table, is_partitioned, table_plan
+from etl_resources.write_modes import (
+    WriteModeError,
+    ensure_keys_index,
+    insert_batches,
+    numbered,
+    prepare_append,
+    stage_table,
+    upsert_statement,
+)
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
 INSERT_CHUNK_ROWS = 10_000
@@ -114,6 +123,43 @@ def replace_partition(
                     conn.execute(table.insert(), batch.to_dicts())
     if log:
         log.info(f"{table.fullname} {partition_key}: loaded {progress.summary()}")
+    return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
+
+
+def load_partition(
+    engine: sa.Engine,
+    schema: str | None,
+    table_name: str,
+    partition_key: str,
+    frame: pl.LazyFrame,
+    write_mode: str = "replace_partition",
+    keys: tuple[str, ...] = (),
+    log: logging.Logger | None = None,
+) -> PartitionLoad:
+    """Load one day by the target's write mode (see write_modes.py); all or nothing, like the replace."""
+    if write_mode == "replace_partition":
+        return replace_partition(engine, schema, table_name, partition_key, frame, log)
+    frame = _with_lineage(_nested_as_json(frame), dt.datetime.now(dt.UTC), partition_key)
+    columns = frame.collect_schema().names()
+    missing = [key for key in keys if key not in columns]
+    if missing:
+        raise WriteModeError(f"{table_name} {partition_key}: merge keys {missing} are not columns of the source (fix: `target.keys` must name source columns)")
+    progress = Progress(log, f"{table_name} {partition_key}")
+    files: set[str] = set()
+    with engine.begin() as conn:
+        table, added = ensure_table(conn, schema, table_name, frame.collect_schema(), partitioned=False, unique_keys=tuple(keys))
+        batches = _counted(frame, FAST_EXECUTEMANY_ROWS if uses_fast_executemany(conn.dialect) else INSERT_CHUNK_ROWS, progress, files)
+        if write_mode == "append":
+            prepare_append(conn, table, partition_key)
+            insert_batches(conn, table, batches)
+        else:
+            ensure_keys_index(conn, table, tuple(keys))
+            stage = stage_table(conn, table, columns)
+            insert_batches(conn, stage, numbered(batches))
+            conn.execute(upsert_statement(conn.dialect, table, stage, tuple(keys)))
+            stage.drop(conn)
+    if log:
+        log.info(f"{table.fullname} {partition_key}: {write_mode} {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
 
 

@@ -40,10 +40,15 @@ def effective_schema(conn: sa.Connection, schema: str | None) -> str | None:
     return None if conn.dialect.name == "sqlite" else schema
 
 
-def table_plan(conn: sa.Connection, schema: str | None, name: str, frame_schema: pl.Schema) -> tuple[list[sa.Executable], sa.Table, list[str]]:
+def table_plan(
+    conn: sa.Connection, schema: str | None, name: str, frame_schema: pl.Schema, partitioned: bool = True, unique_keys: tuple[str, ...] = ()
+) -> tuple[list[sa.Executable], sa.Table, list[str]]:
     """The DDL that makes the target table fit the frame (create it, or add the columns the source grew),
     the table as it will be, and the columns added. Nothing is executed, so the caller can run the DDL
-    in the same transaction as the load, on whichever connection does the load."""
+    in the same transaction as the load, on whichever connection does the load.
+
+    A new PostgreSQL table is partitioned by day unless `partitioned` is false; `unique_keys` get a unique
+    index (a merge's upsert needs one)."""
     schema = effective_schema(conn, schema)
     inspector = sa.inspect(conn)
     ddl: list[sa.Executable] = []
@@ -51,11 +56,13 @@ def table_plan(conn: sa.Connection, schema: str | None, name: str, frame_schema:
         ddl.append(sa.schema.CreateSchema(schema))
     if not inspector.has_table(name, schema=schema):
         columns = [sa.Column(col, sql_type(dtype)) for col, dtype in frame_schema.items() if col not in LINEAGE_COLUMNS]
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and partitioned:
             table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema, postgresql_partition_by="LIST (_partition)")
             return [*ddl, sa.schema.CreateTable(table)], table, []
         table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema)
         ddl += [sa.schema.CreateTable(table), sa.schema.CreateIndex(partition_index(table))]
+        if unique_keys:
+            ddl.append(sa.schema.CreateIndex(keys_index(table, unique_keys)))
         return ddl, table, []
     table = _reflect_columns(conn, schema, name)
     added = [col for col in frame_schema.names() if col not in table.columns and col not in LINEAGE_COLUMNS]
@@ -68,9 +75,15 @@ def table_plan(conn: sa.Connection, schema: str | None, name: str, frame_schema:
     return ddl, table, added
 
 
-def ensure_table(conn: sa.Connection, schema: str | None, name: str, frame_schema: pl.Schema) -> tuple[sa.Table, list[str]]:
+def keys_index(table: sa.Table, keys: tuple[str, ...]) -> sa.Index:
+    return sa.Index(f"ux_{table.name}__keys", *(table.c[key] for key in keys), unique=True)
+
+
+def ensure_table(
+    conn: sa.Connection, schema: str | None, name: str, frame_schema: pl.Schema, partitioned: bool = True, unique_keys: tuple[str, ...] = ()
+) -> tuple[sa.Table, list[str]]:
     """Create the target table if missing, add columns the source grew; return it and the columns added."""
-    ddl, table, added = table_plan(conn, schema, name, frame_schema)
+    ddl, table, added = table_plan(conn, schema, name, frame_schema, partitioned, unique_keys)
     for statement in ddl:
         conn.execute(statement)
     return table, added

@@ -1,12 +1,14 @@
 """The bundled demo on embedded defaults: SQLite shop → local Parquet lake → SQLite warehouse."""
 
 import datetime as dt
+import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 
 import polars as pl
+import pytest
 
 from etl_tests.servers import REPO
 
@@ -94,3 +96,16 @@ def test_a_range_that_runs_past_today_loads_the_days_that_exist(platform, demo_s
     assert result.success  # today's partition does not exist until the day is over
     assert platform.materialized_partitions(["raw", "shop_orders"]) == {YESTERDAY}
     assert platform.query(defs, "SELECT DISTINCT _partition FROM orders") == [(YESTERDAY,)]
+
+
+@pytest.mark.skipif(not os.environ.get("ETL_TEST_MSSQL_URL"), reason="ETL_TEST_MSSQL_URL is not set: no SQL Server to run against")
+def test_the_demo_loads_into_a_real_sql_server(platform, demo_sources):
+    """Only where a SQL Server or Azure SQL database is reachable; none can run here."""
+    defs = platform.configure(demo_sources, warehouse_url=os.environ["ETL_TEST_MSSQL_URL"])
+
+    result = platform.materialize(defs, YESTERDAY, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    platform.materialize(defs, YESTERDAY, selection=["warehouse/shop/orders"])
+
+    assert result.success
+    assert platform.query(defs, "SELECT COUNT(*) FROM shop.orders WHERE _partition = :day", day=YESTERDAY)[0][0] == platform.manifest(defs, "raw/shop_orders", YESTERDAY)["rows"]
+    assert [row[:2] for row in platform.query(defs, "SELECT step, status FROM etl_audit_log ORDER BY id")][-2:] == [("load", "success"), ("load", "success")]
