@@ -324,8 +324,10 @@ var dagsterEnv = [
 ]
 var etlEnv = [
   { name: 'ETL_LAKE_URL', value: 'abfss://${lakeContainer}@${storage.name}.dfs.${environment().suffixes.storage}/' }
-  { name: 'ETL_WAREHOUSE_URL', value: 'mssql+pyodbc://${identity.properties.clientId}@${sqlServer.properties.fullyQualifiedDomainName}/${warehouse.name}?driver=ODBC+Driver+18+for+SQL+Server&Encrypt=yes&Authentication=ActiveDirectoryMsi' }
+  // No password: each connection gets an Entra token for the identity named by AZURE_CLIENT_ID (etl_resources/azure_sql.py).
+  { name: 'ETL_WAREHOUSE_URL', value: 'mssql+pyodbc://@${sqlServer.properties.fullyQualifiedDomainName}/${warehouse.name}?driver=ODBC+Driver+18+for+SQL+Server&Encrypt=yes' }
   { name: 'ETL_SOURCES_FILE', value: '/opt/etl/config/sources.yaml' }
+  { name: 'AZURE_KEYVAULT_URL', value: vault.properties.vaultUri }
 ]
 var secrets = [
   {
