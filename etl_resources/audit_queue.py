@@ -49,10 +49,18 @@ def replay(engine: sa.Engine, queue: Path) -> int:
         except FileNotFoundError:
             continue  # another run claimed it first
         claimed.append((path, claim))
+    rows = []
+    for path, claim in list(claimed):
+        try:
+            rows.append(_row(claim))
+        except (ValueError, TypeError):
+            # A file no run can read must not hold back the others; it stays on disk for a person to look at.
+            os.rename(claim, path.with_name(f"{path.name}.unreadable"))
+            claimed.remove((path, claim))
     if not claimed:
         return 0
     try:
-        write_audit_rows(engine, [_row(claim) for _, claim in claimed])
+        write_audit_rows(engine, rows)
     except BaseException:
         for path, claim in claimed:
             os.rename(claim, path)

@@ -1,6 +1,7 @@
 """Faults made for real: a run process killed with SIGKILL mid-load and mid-write, a source connection
 terminated by the server mid-extract, and the warehouse server stopped when the audit row is due."""
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -11,7 +12,10 @@ from pathlib import Path
 import polars as pl
 import psycopg
 import pytest
+import sqlalchemy as sa
 
+from etl_resources.audit import AuditRow
+from etl_resources.audit_queue import enqueue, replay
 from etl_resources.lake import scan_partition
 from etl_tests.servers import postgres_server
 
@@ -177,3 +181,17 @@ def test_audit_rows_wait_while_the_warehouse_is_down_and_go_in_with_the_next_run
         assert list((workdir / ".etl/audit-queue").iterdir()) == []
         warnings = [e.message for e in platform.instance.all_logs(failed.run_id) if "kept it in" in (e.message or "")]
         assert len(warnings) == 1 and str(queued[0]) in warnings[0]
+
+
+def test_an_unreadable_queued_row_is_set_aside_and_holds_back_nothing(tmp_path):
+    """The queue on its own, against a SQLite warehouse: one good row, one file cut short by a full disk."""
+    queue = tmp_path / "queue"
+    now = dt.datetime.now(dt.UTC)
+    enqueue(queue, AuditRow("run-1", "job", "orders", "sqlite", "orders", DAY, "load", "failure", now, now, error_message="down"))
+    (queue / "20261101T000000000000-cut.json").write_text('{"run_id": "run-2", "pipeli')
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+
+    assert replay(engine, queue) == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT run_id, status FROM etl_audit_log")).all() == [("run-1", "failure")]
+    assert sorted(path.name for path in queue.iterdir()) == ["20261101T000000000000-cut.json.unreadable"]
