@@ -374,8 +374,16 @@ def _source_label(raw: Any, index: int) -> str:
     return f"source '{name}' (sources[{index}])" if name else f"sources[{index}]"
 
 
-def _describe(error: dict[str, Any], raw_sources: Any) -> str:
+Problem = tuple[tuple[str | int, ...], str]
+
+
+def _field(parts: tuple[str | int, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts).lstrip(".")
+
+
+def _describe(error: dict[str, Any], raw_sources: Any) -> Problem:
     loc = [part for part in error["loc"] if part not in DISCRIMINATOR_TAGS]
+    path = tuple(loc)
     where = "the file"
     field = ".".join(str(p) for p in loc)
     if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
@@ -385,6 +393,7 @@ def _describe(error: dict[str, Any], raw_sources: Any) -> str:
     if error["type"] == "union_tag_invalid":
         tag = error["ctx"]["discriminator"].strip("'")
         field = f"{field}.{tag}".lstrip(".") if len(loc) > 2 else tag
+        path = (*path, tag)
         message = f"unknown {tag} {error['ctx']['tag']!r}; supported: {error['ctx']['expected_tags']}"
     hint = HINTS.get(error["type"])
     if error["type"] == "extra_forbidden":
@@ -399,7 +408,7 @@ def _describe(error: dict[str, Any], raw_sources: Any) -> str:
             message, hint = f"{error['input']!r} is not an owner", OWNER_HINT
         elif "tags" in loc:
             message, hint = f"{error['input']!r} is not a tag value", "use up to 63 letters, digits, '-', '_' or '.'"
-    return f"{where}, field '{field}': {message}" + (f" (fix: {hint})" if hint else "")
+    return path, f"{where}, field '{field}': {message}" + (f" (fix: {hint})" if hint else "")
 
 
 def _entries(raw_sources: Any) -> list[tuple[int, dict]]:
@@ -413,7 +422,7 @@ def _target_of(entry: dict) -> str | None:
     return f"{target.get('schema') or ''}.{target['table']}".lower()
 
 
-def _duplicate_problems(raw_sources: Any) -> list[str]:
+def _duplicate_problems(raw_sources: Any) -> list[Problem]:
     problems = []
     names: dict[Any, int] = {}
     targets: dict[str, int] = {}
@@ -421,51 +430,56 @@ def _duplicate_problems(raw_sources: Any) -> list[str]:
         label = _source_label(raw_sources, index)
         name = entry.get("name")
         if name is not None and name in names:
-            problems.append(f"{label}, field 'name': duplicate of sources[{names[name]}] (fix: give every source its own name)")
+            problems.append((("sources", index, "name"), f"{label}, field 'name': duplicate of sources[{names[name]}] (fix: give every source its own name)"))
         names.setdefault(name, index)
         target = _target_of(entry)
         if target in targets:
-            problems.append(
+            problems.append((
+                ("sources", index, "target"),
                 f"{label}, field 'target': {target.lstrip('.')} is already the target of sources[{targets[target]}] "
-                "(fix: give each source its own target table)"
-            )
+                "(fix: give each source its own target table)",
+            ))
         if target:
             targets.setdefault(target, index)
     return problems
 
 
-def _strings(value: Any, path: str = "") -> list[tuple[str, str]]:
+def _strings(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
     """Every string in a raw source entry with its field path, for finding secret references."""
     if isinstance(value, str):
         return [(path, value)]
     if isinstance(value, dict):
-        return [pair for key, item in value.items() if key != "description" for pair in _strings(item, f"{path}.{key}".lstrip("."))]
+        return [pair for key, item in value.items() if key != "description" for pair in _strings(item, (*path, str(key)))]
     if isinstance(value, list):
-        return [pair for i, item in enumerate(value) for pair in _strings(item, f"{path}[{i}]")]
+        return [pair for i, item in enumerate(value) for pair in _strings(item, (*path, i))]
     return []
 
 
-def _secret_problems(raw_sources: Any, secrets: SecretStore) -> list[str]:
+def _secret_problems(raw_sources: Any, secrets: SecretStore) -> list[Problem]:
     problems = []
     for index, entry in _entries(raw_sources):
         if entry.get("enabled", True) is False:
             continue
-        for field, text in _strings(entry):
+        for parts, text in _strings(entry):
+            where = f"{_source_label(raw_sources, index)}, field '{_field(parts)}'"
             for name in secret_names(text):
                 try:
                     found = secrets.lookup(name) is not None
                 except KeyError as err:
-                    problems.append(f"{_source_label(raw_sources, index)}, field '{field}': {err}")
+                    problems.append((("sources", index, *parts), f"{where}: {err}"))
                     continue
                 if not found:
-                    problems.append(f"{_source_label(raw_sources, index)}, field '{field}': {secrets.missing_message(name)}")
+                    problems.append((("sources", index, *parts), f"{where}: {secrets.missing_message(name)}"))
     return problems
 
 
-def load_sources(path: Path, secrets: SecretStore) -> SourcesFile:
-    """Parse and validate a sources file; raise one SourcesConfigError listing every problem."""
+def load_sources(path: Path, secrets: SecretStore | None) -> SourcesFile:
+    """Parse and validate a sources file; raise one SourcesConfigError listing every problem.
+
+    With `secrets` None the file's `${NAME}` references are not looked up (checking a file away from its secrets)."""
     try:
-        raw = yaml.load(path.read_text(), Loader=_StringDatesLoader)
+        text = path.read_text()
+        raw = yaml.load(text, Loader=_StringDatesLoader)
     except FileNotFoundError:
         raise SourcesConfigError(f"sources file {path} does not exist (fix: point ETL_SOURCES_FILE at a sources YAML)") from None
     except yaml.YAMLError as err:
@@ -476,12 +490,41 @@ def load_sources(path: Path, secrets: SecretStore) -> SourcesFile:
         sources = SourcesFile.model_validate(raw)
     except pydantic.ValidationError as err:
         problems = [_describe(e, raw_sources) for e in err.errors()]
-    problems += _duplicate_problems(raw_sources) + _secret_problems(raw_sources, secrets)
+    problems += _duplicate_problems(raw_sources) + (_secret_problems(raw_sources, secrets) if secrets else [])
     if problems:
-        raise SourcesConfigError(_report(path, problems))
+        raise SourcesConfigError(_report(path, text, problems))
     return sources
 
 
-def _report(path: Path, problems: list[str]) -> str:
-    lines = "\n".join(f"  - {problem}" for problem in problems)
-    return f"invalid sources file {path.resolve()}:\n{lines}"
+def _report(path: Path, text: str, problems: list[Problem]) -> str:
+    lines = yaml_lines(text)
+    listed = "\n".join(f"  - line {line_of(lines, where)}: {problem}" for where, problem in problems)
+    return f"invalid sources file {path.resolve()}:\n{listed}"
+
+
+def yaml_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """The 1-based line of every key and item in a YAML document, by its path (`("sources", 0, "name")`)."""
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[(*path, key.value)] = key.start_mark.line + 1
+                walk(value, (*path, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[(*path, index)] = item.start_mark.line + 1
+                walk(item, (*path, index))
+
+    root = yaml.compose(text, Loader=_StringDatesLoader)
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def line_of(lines: dict[tuple[str | int, ...], int], path: tuple[str | int, ...]) -> int:
+    """The line of `path`, or of its nearest ancestor that is in the file (a missing field: its source)."""
+    for end in range(len(path), 0, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return 1

@@ -10,7 +10,7 @@ import yaml
 
 from etl_assets.definitions import build_definitions
 from etl_assets.demo.shop import DEMO_SOURCES_FILE
-from etl_resources.config import SourcesConfigError
+from etl_resources.config import SourcesConfigError, load_sources
 from etl_resources.secrets import SecretStore
 from etl_tests.servers import REPO
 
@@ -185,3 +185,30 @@ def test_dagster_cli_rejects_a_bad_file_with_the_message(workdir):
     assert result.returncode != 0
     assert "source 'orders'" in output and "field 'start_date'" in output
     assert DEMO_SOURCES_FILE.exists()
+
+
+def test_every_problem_names_its_line_in_the_file(workdir):
+    path = workdir / "sources.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - name: orders\n"
+        "    kind: sql\n"
+        "    connection: sqlite:///shop.db\n"
+        "    table: orders\n"
+        "    start_date: 2026-13-01\n"
+        "    target: {table: orders}\n"
+        "  - name: orders\n"
+        "    kind: rest\n"
+        "    base_url: https://api.example.net\n"
+        "    path: /x\n"
+        "    start_date: 2026-11-01\n"
+        '    target: {table: "x; DROP TABLE y"}\n'
+    )
+
+    with pytest.raises(SourcesConfigError) as caught:
+        load_sources(path, SecretStore(workdir / "none.toml"))
+
+    message = str(caught.value)
+    assert "line 6: source 'orders' (sources[0]), field 'start_date'" in message
+    assert "line 8: source 'orders' (sources[1]), field 'name': duplicate of sources[0]" in message
+    assert "line 13: source 'orders' (sources[1]), field 'target.table'" in message

@@ -1,0 +1,106 @@
+"""`etl-config`: check a sources file and say what it will build, or list every error at once with its line;
+and write the JSON Schema that editors use to complete and flag the YAML as it is typed.
+
+    etl-config validate sources.yaml [--no-secrets]
+    etl-config schema [--output sources.schema.json]
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from etl_resources.config import AnySource, SourcesConfigError, SourcesFile, load_sources
+from etl_resources.secrets import DEFAULT_SECRETS_FILE, KEY_VAULT_URL_ENV, SecretStore
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "sources.schema.json"
+
+
+def json_schema() -> dict:
+    schema = _if_then(SourcesFile.model_json_schema(by_alias=True))
+    schema["title"] = "Sources file of the Azure ETL platform"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def _if_then(node):
+    """pydantic writes a tagged union (`kind`, `type`) as `oneOf` plus an OpenAPI `discriminator`, which JSON
+    Schema validators ignore: a typo then reads "not valid under any of the given schemas". The same union as
+    if/then picks the branch by its tag, so an editor names the actual field at fault."""
+    if isinstance(node, list):
+        return [_if_then(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _if_then(value) for key, value in node.items()}
+    if "oneOf" in node and "discriminator" in node:
+        tag, mapping = node["discriminator"]["propertyName"], node["discriminator"]["mapping"]
+        del node["oneOf"], node["discriminator"]
+        node["type"] = "object"
+        node["required"] = [tag]
+        node["properties"] = {tag: {"enum": list(mapping)}}
+        node["allOf"] = [{"if": {"properties": {tag: {"const": value}}}, "then": {"$ref": ref}} for value, ref in mapping.items()]
+    return node
+
+
+def _what(source: AnySource) -> str:
+    if source.kind == "sql":
+        return f"{source.table or 'query'} ({source.mode})"
+    if source.kind == "rest":
+        return f"GET {source.base_url.rstrip('/')}/{source.path.lstrip('/')}"
+    return f"{source.landing} {source.pattern}"
+
+
+def _checks(source: AnySource) -> str:
+    checks = [f"rows >= {source.checks.min_rows}"]
+    if source.contract is not None:
+        checks.append(f"rejects <= {source.checks.reject_rate_max:.0%}")
+    if source.checks.schema_change:
+        checks.append("schema unchanged")
+    if source.freshness is not None:
+        checks.append(f"fresh by {source.freshness.deadline} ({source.freshness.severity})")
+    return ", ".join(checks)
+
+
+def summary(sources: SourcesFile) -> str:
+    rows = [("source", "kind", "reads", "schedule (UTC)", "target", "checks")]
+    for source in sources.sources:
+        target = f"{source.target.qualified} ({source.target.write_mode}" + (f" on {', '.join(source.target.keys)})" if source.target.keys else ")")
+        name = source.name if source.enabled else f"{source.name} (disabled)"
+        rows.append((name, source.kind, _what(source), source.schedule or "none", target, _checks(source)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="etl-config", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="check a sources file and summarize it, or list every problem")
+    validate.add_argument("sources_file", type=Path)
+    validate.add_argument("--secrets-file", default=os.environ.get("ETL_SECRETS_FILE", DEFAULT_SECRETS_FILE))
+    validate.add_argument("--no-secrets", action="store_true", help="do not look the file's ${NAME} secrets up")
+    schema = commands.add_parser("schema", help="print (or write) the JSON Schema of a sources file")
+    schema.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "schema":
+        text = json.dumps(json_schema(), indent=2) + "\n"
+        if args.output:
+            args.output.write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    secrets = None if args.no_secrets else SecretStore(Path(args.secrets_file), os.environ.get(KEY_VAULT_URL_ENV))
+    try:
+        sources = load_sources(args.sources_file, secrets)
+    except SourcesConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"{args.sources_file}: {len(sources.enabled)} source(s) enabled of {len(sources.sources)}\n")
+    print(summary(sources))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
