@@ -2,6 +2,7 @@
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -477,29 +478,58 @@ def load_sources(path: Path, secrets: SecretStore | None) -> SourcesFile:
     """Parse and validate a sources file; raise one SourcesConfigError listing every problem.
 
     With `secrets` None the file's `${NAME}` references are not looked up (checking a file away from its secrets)."""
-    try:
-        text = path.read_text()
-        raw = yaml.load(text, Loader=_StringDatesLoader)
-    except FileNotFoundError:
-        raise SourcesConfigError(f"sources file {path} does not exist (fix: point ETL_SOURCES_FILE at a sources YAML)") from None
-    except yaml.YAMLError as err:
-        raise SourcesConfigError(f"sources file {path} is not valid YAML: {err}") from None
+    if not path.is_file():
+        raise SourcesConfigError(f"sources file {path} does not exist (fix: point ETL_SOURCES_FILE at a sources YAML or workbook)")
+    if path.suffix.lower() == ".xlsx":
+        raw, problems, locate = _workbook(path)
+    else:
+        raw, problems, locate = _yaml(path)
     raw_sources = raw.get("sources") if isinstance(raw, dict) else None
-    problems = []
     try:
         sources = SourcesFile.model_validate(raw)
     except pydantic.ValidationError as err:
-        problems = [_describe(e, raw_sources) for e in err.errors()]
+        problems += [_describe(e, raw_sources) for e in err.errors()]
     problems += _duplicate_problems(raw_sources) + (_secret_problems(raw_sources, secrets) if secrets else [])
     if problems:
-        raise SourcesConfigError(_report(path, text, problems))
+        raise SourcesConfigError(_report(path, locate, problems))
     return sources
 
 
-def _report(path: Path, text: str, problems: list[Problem]) -> str:
+def _yaml(path: Path) -> tuple[Any, list[Problem], Callable[[tuple], str]]:
+    text = path.read_text()
+    try:
+        raw = yaml.load(text, Loader=_StringDatesLoader)
+    except yaml.YAMLError as err:
+        raise SourcesConfigError(f"sources file {path} is not valid YAML: {err}") from None
     lines = yaml_lines(text)
-    listed = "\n".join(f"  - line {line_of(lines, where)}: {problem}" for where, problem in problems)
-    return f"invalid sources file {path.resolve()}:\n{listed}"
+    return raw, [], lambda where: f"line {line_of(lines, where)}"
+
+
+def _workbook(path: Path) -> tuple[Any, list[Problem], Callable[[tuple], str]]:
+    from etl_resources import excel_config
+
+    try:
+        rows = excel_config.read_rows(path)
+    except excel_config.WorkbookError as err:
+        raise SourcesConfigError(str(err)) from None
+    problems: list[Problem] = [
+        (("sources", index, *excel_config.COLUMN_FIELDS.get(column, ())), f"{message}")
+        for index, row in enumerate(rows)
+        for column, message in excel_config.row_problems(row)
+    ]
+    return {"sources": [excel_config.source_of(row) for row in rows]}, problems, excel_config.cell_of
+
+
+def _report(path: Path, locate: Callable[[tuple], str], problems: list[Problem]) -> str:
+    listed, seen = [], set()
+    for where, problem in problems:
+        location = locate(where)
+        # A workbook cell already reported (a value outside its list) is not reported again as the model sees it.
+        if path.suffix.lower() == ".xlsx" and location in seen:
+            continue
+        seen.add(location)
+        listed.append(f"  - {location}: {problem}")
+    return f"invalid sources file {path.resolve()}:\n" + "\n".join(listed)
 
 
 def yaml_lines(text: str) -> dict[tuple[str | int, ...], int]:

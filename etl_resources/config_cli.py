@@ -1,8 +1,10 @@
 """`etl-config`: check a sources file and say what it will build, or list every error at once with its line;
 and write the JSON Schema that editors use to complete and flag the YAML as it is typed.
 
-    etl-config validate sources.yaml [--no-secrets]
+    etl-config validate sources.yaml|jobs.xlsx [--no-secrets]
     etl-config schema [--output sources.schema.json]
+    etl-config template --output jobs.xlsx
+    etl-config convert sources.yaml jobs.xlsx   (or jobs.xlsx sources.yaml)
 """
 
 import argparse
@@ -11,7 +13,10 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 from etl_resources.config import AnySource, SourcesConfigError, SourcesFile, load_sources
+from etl_resources.excel_config import WorkbookError, read_rows, row_of, source_of, write_workbook
 from etl_resources.secrets import DEFAULT_SECRETS_FILE, KEY_VAULT_URL_ENV, SecretStore
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "sources.schema.json"
@@ -82,7 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--no-secrets", action="store_true", help="do not look the file's ${NAME} secrets up")
     schema = commands.add_parser("schema", help="print (or write) the JSON Schema of a sources file")
     schema.add_argument("--output", type=Path)
+    template = commands.add_parser("template", help="write an empty job-list workbook, its columns explained on a second sheet")
+    template.add_argument("--output", type=Path, required=True)
+    convert = commands.add_parser("convert", help="rewrite a sources file as a workbook, or a workbook as YAML")
+    convert.add_argument("source", type=Path)
+    convert.add_argument("target", type=Path)
     args = parser.parse_args(argv)
+
+    if args.command == "template":
+        write_workbook(args.output, [])
+        print(f"wrote {args.output}")
+        return 0
+    if args.command == "convert":
+        return _convert(args.source, args.target)
 
     if args.command == "schema":
         text = json.dumps(json_schema(), indent=2) + "\n"
@@ -99,6 +116,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{args.sources_file}: {len(sources.enabled)} source(s) enabled of {len(sources.sources)}\n")
     print(summary(sources))
+    return 0
+
+
+def _convert(source: Path, target: Path) -> int:
+    """Both ways through the model, so what is written has passed the same validation (secrets not looked up)."""
+    try:
+        sources = load_sources(source, None)
+        if target.suffix.lower() == ".xlsx":
+            write_workbook(target, [row_of(entry) for entry in sources.sources])
+        else:
+            raw = {"sources": [source_of(row) for row in read_rows(source)]} if source.suffix.lower() == ".xlsx" else None
+            if raw is None:
+                print("convert: give a workbook and a .yaml, or a sources file and a .xlsx", file=sys.stderr)
+                return 2
+            target.write_text(f"# yaml-language-server: $schema={SCHEMA_FILE.as_uri()}\n" + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+    except (SourcesConfigError, WorkbookError) as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"wrote {target} ({len(sources.sources)} source(s))")
     return 0
 
 
