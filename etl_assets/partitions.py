@@ -1,4 +1,4 @@
-"""Partition definitions: one partition per UTC day from a source's start date."""
+"""Partition definitions: one partition per UTC day from a source's start date, and weeks for exports."""
 
 import datetime as dt
 import functools
@@ -17,6 +17,12 @@ def range_tags(start: str, end: str) -> dict[str, str]:
 @functools.cache
 def daily_partitions(start_date: dt.date) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC")
+
+
+@functools.cache
+def weekly_partitions(start_date: dt.date) -> dg.WeeklyPartitionsDefinition:
+    """Monday to Sunday in UTC (ISO weeks), the seed's week window; each week is seven of the daily partitions."""
+    return dg.WeeklyPartitionsDefinition(start_date=start_date.isoformat(), day_offset=1, timezone="UTC")
 
 
 def backfill_policy(days_per_run: int | None) -> dg.BackfillPolicy:

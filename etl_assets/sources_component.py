@@ -7,6 +7,7 @@ import dagster as dg
 from etl_assets.freshness import freshness_checks, freshness_sensor
 from etl_assets.landing_sensor import landing_sensor
 from etl_assets.raw_assets import build_raw_asset
+from etl_assets.salesforce_assets import build_export_asset, export_job_and_schedule
 from etl_assets.source_schedules import source_job, source_schedule
 from etl_assets.warehouse_assets import build_warehouse_asset
 from etl_resources.config import FileSource, load_sources
@@ -22,15 +23,20 @@ class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
     warehouse_kind: str = "sql"
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        sources = load_sources(Path(self.sources_file), SecretStore(Path(self.secrets_file), self.key_vault_url)).enabled
+        config = load_sources(Path(self.sources_file), SecretStore(Path(self.secrets_file), self.key_vault_url))
+        sources = config.enabled
         jobs = {source.name: source_job(source) for source in sources}
+        by_name = {source.name: source for source in sources}
+        exports = [export for export in config.exports if all(name in by_name for name in export.reads)]
+        export_jobs = [export_job_and_schedule(export) for export in exports]
         warehouse = {source.name: build_warehouse_asset(source, self.warehouse_kind) for source in sources}
         checks = freshness_checks(sources, warehouse)
         return dg.Definitions(
-            assets=[build_raw_asset(source) for source in sources] + list(warehouse.values()),
+            assets=[build_raw_asset(source) for source in sources] + list(warehouse.values()) + [build_export_asset(e, by_name) for e in exports],
             asset_checks=checks,
-            jobs=list(jobs.values()),
-            schedules=[source_schedule(source, jobs[source.name]) for source in sources if source.schedule],
+            jobs=list(jobs.values()) + [job for job, _ in export_jobs],
+            schedules=[source_schedule(source, jobs[source.name]) for source in sources if source.schedule]
+            + [schedule for _, schedule in export_jobs if schedule is not None],
             sensors=([freshness_sensor(checks)] if checks else [])
             + [landing_sensor(source, jobs[source.name]) for source in sources if isinstance(source, FileSource)],
         )

@@ -343,10 +343,78 @@ Source = Annotated[SqlSource | RestSource | FileSource, Field(discriminator="kin
 AnySource = SqlSource | RestSource | FileSource
 
 
+class SalesforceConnection(BaseModel):
+    """Username, password and security token (OAuth password flow), or a connected app's client credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str = "login"  # login (production), test (sandbox), or a My Domain host / URL
+    client_id: str | None = None
+    client_secret: str | None = None
+    username: str | None = None
+    password: str | None = None
+    security_token: str = ""
+    api_version: Annotated[str, StringConstraints(pattern=r"^v\d{2,3}\.\d$")] = "v60.0"
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> "SalesforceConnection":
+        if not self.client_id or not self.client_secret:
+            raise ValueError("Salesforce needs client_id and client_secret (a connected app), with username and password for the password flow")
+        if bool(self.username) != bool(self.password):
+            raise ValueError("give username and password together, or neither for the client-credentials flow")
+        return self
+
+    @property
+    def login_url(self) -> str:
+        if self.domain.startswith(("https://", "http://")):
+            return self.domain.rstrip("/")
+        return f"https://{self.domain}" if "." in self.domain else f"https://{self.domain}.salesforce.com"
+
+
+class SalesforceExport(BaseModel):
+    """Reverse ETL: each week, rows a warehouse query returns are upserted into a Salesforce object by external ID."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: SourceName
+    kind: Literal["salesforce"] = "salesforce"
+    description: str | None = None
+    # SELECT over loaded tables; :start and :end bind the week as dates (start inclusive, end exclusive).
+    query: str
+    reads: list[SourceName] = Field(min_length=1)
+    object: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")]
+    external_id_field: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,79}$")]
+    connection: SalesforceConnection
+    start_date: dt.date
+    batch_size: int = Field(default=10_000, ge=1, le=150_000)
+    max_failed_share: float = Field(default=0.10, ge=0, le=1)
+    # When the week that just ended (Monday to Sunday, UTC) is sent; null for no schedule.
+    schedule: Cron | None = "0 3 * * 1"
+    group: Identifier | None = None
+
+    @property
+    def protocol(self) -> str:
+        return "salesforce"
+
+    @property
+    def target(self) -> Target:
+        return Target(table=self.object)
+
+
 class SourcesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[Source]
+    exports: list[SalesforceExport] = []
+
+    @model_validator(mode="after")
+    def _exports_read_sources(self) -> "SourcesFile":
+        names = {source.name for source in self.sources}
+        for export in self.exports:
+            unknown = [name for name in export.reads if name not in names]
+            if unknown:
+                raise ValueError(f"export '{export.name}' reads {unknown}, which are not sources in this file (fix: name sources from `sources:`)")
+        return self
 
     @property
     def enabled(self) -> list[AnySource]:
@@ -456,21 +524,25 @@ def _strings(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[s
     return []
 
 
-def _secret_problems(raw_sources: Any, secrets: SecretStore) -> list[Problem]:
+def _secret_problems(raw: Any, secrets: SecretStore) -> list[Problem]:
+    """Every `${NAME}` of the enabled sources and of the exports that cannot be found, where it is written."""
     problems = []
-    for index, entry in _entries(raw_sources):
-        if entry.get("enabled", True) is False:
-            continue
-        for parts, text in _strings(entry):
-            where = f"{_source_label(raw_sources, index)}, field '{_field(parts)}'"
-            for name in secret_names(text):
-                try:
-                    found = secrets.lookup(name) is not None
-                except KeyError as err:
-                    problems.append((("sources", index, *parts), f"{where}: {err}"))
-                    continue
-                if not found:
-                    problems.append((("sources", index, *parts), f"{where}: {secrets.missing_message(name)}"))
+    for section, label in (("sources", "source"), ("exports", "export")):
+        entries = raw.get(section) if isinstance(raw, dict) else None
+        for index, entry in _entries(entries):
+            if entry.get("enabled", True) is False:
+                continue
+            name_part = f"{label} '{entry['name']}' ({section}[{index}])" if entry.get("name") else f"{section}[{index}]"
+            for parts, text in _strings(entry):
+                where = f"{name_part}, field '{_field(parts)}'"
+                for name in secret_names(text):
+                    try:
+                        found = secrets.lookup(name) is not None
+                    except KeyError as err:
+                        problems.append(((section, index, *parts), f"{where}: {err}"))
+                        continue
+                    if not found:
+                        problems.append(((section, index, *parts), f"{where}: {secrets.missing_message(name)}"))
     return problems
 
 
@@ -489,7 +561,7 @@ def load_sources(path: Path, secrets: SecretStore | None) -> SourcesFile:
         sources = SourcesFile.model_validate(raw)
     except pydantic.ValidationError as err:
         problems += [_describe(e, raw_sources) for e in err.errors()]
-    problems += _duplicate_problems(raw_sources) + (_secret_problems(raw_sources, secrets) if secrets else [])
+    problems += _duplicate_problems(raw_sources) + (_secret_problems(raw, secrets) if secrets else [])
     if problems:
         raise SourcesConfigError(_report(path, locate, problems))
     return sources

@@ -124,6 +124,8 @@ def _convert(source: Path, target: Path) -> int:
     try:
         sources = load_sources(source, None)
         if target.suffix.lower() == ".xlsx":
+            if sources.exports:
+                raise WorkbookError(f"{source}: exports ({', '.join(e.name for e in sources.exports)}) have no sheet in a workbook (fix: keep this file in YAML)")
             write_workbook(target, [row_of(entry) for entry in sources.sources])
         else:
             raw = {"sources": [source_of(row) for row in read_rows(source)]} if source.suffix.lower() == ".xlsx" else None
