@@ -9,13 +9,16 @@ API row's key the secret `<source_name>-api-key`, both looked up like any `${NAM
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+
+from etl_resources.config import Target
 
 SHEET = "sources"
 DATABASE_TYPES = ("postgresql", "mssql", "azure_sql", "oracle", "mysql", "sqlite")
 SOURCE_TYPES = (*DATABASE_TYPES, "database", "api")
+# The seed's words for the model's modes; a test holds them to the model's own choices.
 LOAD_TYPES = {"FULL": "snapshot", "INCREMENTAL": "incremental"}
-WRITE_MODES = ("replace_partition", "merge", "append")
+WRITE_MODES = get_args(Target.model_fields["write_mode"].annotation)
 AUTH_TYPES = ("none", "api_key", "bearer")
 
 

@@ -3,6 +3,7 @@ and the column, the template generated from the model, conversion both ways, and
 
 import subprocess
 import sys
+from typing import get_args
 
 import dagster as dg
 import pytest
@@ -10,8 +11,8 @@ from openpyxl import Workbook, load_workbook
 
 from etl_assets.definitions import build_definitions
 from etl_assets.demo.shop import ensure_demo_database
-from etl_resources.config import SourcesConfigError, load_sources
-from etl_resources.excel_config import COLUMNS, write_workbook
+from etl_resources.config import SourcesConfigError, SqlSource, load_sources
+from etl_resources.excel_config import COLUMNS, LOAD_TYPES, write_workbook
 from etl_tests.servers import REPO
 
 YAML = """\
@@ -85,6 +86,10 @@ def test_a_workbook_with_a_column_it_does_not_know_is_refused_at_the_header(tmp_
 
     with pytest.raises(SourcesConfigError, match="sheet 'sources', row 1: unknown column 5 'password'"):
         load_sources(tmp_path / "jobs.xlsx", None)
+
+
+def test_the_workbooks_choices_are_the_models():
+    assert set(LOAD_TYPES.values()) == set(get_args(SqlSource.model_fields["mode"].annotation))
 
 
 def test_the_shipped_template_is_the_one_the_model_makes(tmp_path):
