@@ -7,7 +7,7 @@ import dagster as dg
 
 from etl_resources.audit import AuditRow, write_audit_rows
 from etl_resources.audit_queue import enqueue, replay
-from etl_resources.config import AnySource
+from etl_resources.config import AnySource, SalesforceExport
 from etl_resources.secrets import redact
 from etl_resources.warehouse import Warehouse
 
@@ -15,7 +15,7 @@ from etl_resources.warehouse import Warehouse
 def record_audit(
     context: dg.AssetExecutionContext,
     warehouse: Warehouse,
-    source: AnySource,
+    source: AnySource | SalesforceExport,
     partition_key: str,
     step: str,
     started_at: dt.datetime,

@@ -121,17 +121,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _convert(source: Path, target: Path) -> int:
     """Both ways through the model, so what is written has passed the same validation (secrets not looked up)."""
+    to_workbook = target.suffix.lower() == ".xlsx"
+    if to_workbook == (source.suffix.lower() == ".xlsx"):
+        print("convert: give a sources file and a .xlsx, or a workbook and a .yaml", file=sys.stderr)
+        return 2
     try:
         sources = load_sources(source, None)
-        if target.suffix.lower() == ".xlsx":
+        if to_workbook:
             if sources.exports:
                 raise WorkbookError(f"{source}: exports ({', '.join(e.name for e in sources.exports)}) have no sheet in a workbook (fix: keep this file in YAML)")
             write_workbook(target, [row_of(entry) for entry in sources.sources])
         else:
-            raw = {"sources": [source_of(row) for row in read_rows(source)]} if source.suffix.lower() == ".xlsx" else None
-            if raw is None:
-                print("convert: give a workbook and a .yaml, or a sources file and a .xlsx", file=sys.stderr)
-                return 2
+            raw = {"sources": [source_of(row) for row in read_rows(source)]}
             target.write_text(f"# yaml-language-server: $schema={SCHEMA_FILE.as_uri()}\n" + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
     except (SourcesConfigError, WorkbookError) as err:
         print(err, file=sys.stderr)

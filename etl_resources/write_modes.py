@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from etl_resources.mssql_load import fast_insert, uses_fast_executemany
+from etl_resources.partition_swap import partition_table_name
 from etl_resources.warehouse_schema import is_partitioned, keys_index
 
 ROW_NUMBER = "_etl_row"
@@ -35,8 +36,6 @@ def insert_batches(conn: sa.Connection, table: sa.Table, batches: Iterable[pl.Da
 def prepare_append(conn: sa.Connection, table: sa.Table, partition_key: str) -> None:
     """A day-partitioned PostgreSQL table (made for replace_partition) needs the day's partition to exist."""
     if conn.dialect.name == "postgresql" and is_partitioned(conn, table.schema, table.name):
-        from etl_resources.partition_swap import partition_table_name
-
         preparer = conn.dialect.identifier_preparer
         partition = preparer.format_table(sa.Table(partition_table_name(table.name, partition_key), sa.MetaData(), schema=table.schema))
         literal = sa.literal(partition_key, sa.Text()).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
