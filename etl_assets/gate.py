@@ -4,6 +4,16 @@ launched in another run looks up the checks of the run that wrote the partition 
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
+from etl_assets.raw_assets import raw_key
+from etl_assets.source_checks import check_specs
+from etl_resources.config import AnySource
+
+
+def source_gate_failures(instance: dg.DagsterInstance, source: AnySource, days: list[str]) -> list[str]:
+    """Why any of `days` of a source's raw asset may not go downstream; empty when all passed."""
+    blocking = [spec for spec in check_specs(source, raw_key(source)) if spec.blocking]
+    return [reason for day in days for reason in blocking_check_failures(instance, blocking, raw_key(source), day)]
+
 
 def blocking_check_failures(instance: dg.DagsterInstance, blocking: list[dg.AssetCheckSpec], upstream: dg.AssetKey, partition_key: str) -> list[str]:
     """Why `partition_key` of `upstream` may not be loaded; empty when its blocking checks passed."""

@@ -13,10 +13,8 @@ import polars as pl
 import sqlalchemy as sa
 
 from etl_assets.audit_events import record_audit
-from etl_assets.gate import blocking_check_failures
+from etl_assets.gate import source_gate_failures
 from etl_assets.partitions import weekly_partitions
-from etl_assets.raw_assets import raw_key
-from etl_assets.source_checks import check_specs
 from etl_assets.warehouse_assets import warehouse_key
 from etl_resources.config import AnySource, SalesforceConnection, SalesforceExport
 from etl_resources.salesforce import BulkClient
@@ -53,12 +51,7 @@ def build_export_asset(export: SalesforceExport, sources: dict[str, AnySource]) 
         started = dt.datetime.now(dt.UTC)
         window = context.partition_time_window
         week = context.partition_key
-        reasons = [
-            reason
-            for source in reads
-            for day in week_days(window.start, window.end)
-            for reason in blocking_check_failures(context.instance, [s for s in check_specs(source, raw_key(source)) if s.blocking], raw_key(source), day)
-        ]
+        reasons = [reason for source in reads for reason in source_gate_failures(context.instance, source, week_days(window.start, window.end))]
         if reasons:
             failure = dg.Failure(description=f"not sending week {week} to Salesforce {export.object}: {'; '.join(reasons)}", allow_retries=False)
             record_audit(context, warehouse, export, week, "export", started, error=failure, status="blocked")

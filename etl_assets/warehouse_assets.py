@@ -6,10 +6,9 @@ import dagster as dg
 import sqlalchemy as sa
 
 from etl_assets.audit_events import record_audit
-from etl_assets.gate import blocking_check_failures
+from etl_assets.gate import source_gate_failures
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys
 from etl_assets.raw_assets import raw_key
-from etl_assets.source_checks import check_specs
 from etl_resources.config import AnySource
 from etl_resources.warehouse import Warehouse, load_partition
 from etl_resources.warehouse_schema import effective_schema
@@ -37,7 +36,6 @@ WRITE_MODE_PHRASES = {
 
 def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDefinition:
     target = source.target
-    blocking = [spec for spec in check_specs(source, raw_key(source)) if spec.blocking]
     partitions_def = daily_partitions(source.start_date)
 
     @dg.asset(
@@ -59,7 +57,7 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
         engine = warehouse.engine()
         for key, frame in sorted(by_key.items()):
             started = dt.datetime.now(dt.UTC)
-            reasons = blocking_check_failures(context.instance, blocking, raw_key(source), key)
+            reasons = source_gate_failures(context.instance, source, [key])
             if reasons:
                 failure = dg.Failure(
                     description=f"not loading {target.qualified} for {key}: {'; '.join(reasons)} "

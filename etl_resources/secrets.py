@@ -76,6 +76,7 @@ class SecretStore:
         self._client_factory = client_factory
         self._client: SecretClient | None = None
         self._cache: dict[str, str | None] = {}
+        self._file: dict[str, object] | None = None
 
     def lookup(self, name: str) -> str | None:
         if name not in self._cache:
@@ -118,10 +119,12 @@ class SecretStore:
         return next((os.environ[env] for env in env_names(name) if env in os.environ), None)
 
     def _from_file(self, name: str) -> str | None:
-        if not self.secrets_file.is_file():
-            return None
-        with self.secrets_file.open("rb") as fh:
-            value = tomllib.load(fh).get(name)
+        if self._file is None:
+            self._file = {}
+            if self.secrets_file.is_file():
+                with self.secrets_file.open("rb") as fh:
+                    self._file = tomllib.load(fh)
+        value = self._file.get(name)
         return None if value is None else str(value)
 
     def places(self, name: str) -> list[str]:

@@ -17,7 +17,7 @@ from pydantic import PrivateAttr
 from etl_resources.adbc import connect_adbc
 from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
 from etl_resources.engines import create_engine
-from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, fast_insert, uses_fast_executemany
+from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, uses_fast_executemany
 from etl_resources.partition_swap import Lineage, PartitionSwap, files_pattern
 from etl_resources.prefetch import prefetch
 from etl_resources.progress import Progress
@@ -116,11 +116,7 @@ def replace_partition(
         with engine.begin() as conn:
             table, added = ensure_table(conn, schema, table_name, frame.collect_schema())
             conn.execute(table.delete().where(table.c["_partition"] == partition_key))
-            if uses_fast_executemany(conn.dialect):
-                fast_insert(conn, table, _counted(frame, FAST_EXECUTEMANY_ROWS, progress, files))
-            else:
-                for batch in _counted(frame, INSERT_CHUNK_ROWS, progress, files):
-                    conn.execute(table.insert(), batch.to_dicts())
+            insert_batches(conn, table, _insert_batches_of(conn, frame, progress, files))
     if log:
         log.info(f"{table.fullname} {partition_key}: loaded {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
@@ -148,7 +144,7 @@ def load_partition(
     files: set[str] = set()
     with engine.begin() as conn:
         table, added = ensure_table(conn, schema, table_name, frame.collect_schema(), partitioned=False, unique_keys=tuple(keys))
-        batches = _counted(frame, FAST_EXECUTEMANY_ROWS if uses_fast_executemany(conn.dialect) else INSERT_CHUNK_ROWS, progress, files)
+        batches = _insert_batches_of(conn, frame, progress, files)
         if write_mode == "append":
             prepare_append(conn, table, partition_key)
             insert_batches(conn, table, batches)
@@ -161,6 +157,11 @@ def load_partition(
     if log:
         log.info(f"{table.fullname} {partition_key}: {write_mode} {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
+
+
+def _insert_batches_of(conn: sa.Connection, frame: pl.LazyFrame, progress: Progress, files: set[str]) -> Iterator[pl.DataFrame]:
+    """Batches sized for the driver's insert path: one ODBC parameter array each on Azure SQL, else an executemany."""
+    return _counted(frame, FAST_EXECUTEMANY_ROWS if uses_fast_executemany(conn.dialect) else INSERT_CHUNK_ROWS, progress, files)
 
 
 def _with_lineage(frame: pl.LazyFrame, loaded_at: dt.datetime, partition_key: str) -> pl.LazyFrame:
