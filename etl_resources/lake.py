@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import fsspec
 import polars as pl
 
-from etl_resources.prefetch import prefetch
+from etl_resources.prefetch import ReadAhead
 from etl_resources.progress import Progress
 
 AZURE_SCHEMES = {"abfs", "abfss", "az"}
@@ -143,7 +143,7 @@ def write_partition(
     schema: pl.Schema | None = None
     rows = 0
     progress = Progress(log, f"{dataset} {partition_key}")
-    batches = prefetch(frames)
+    batches = ReadAhead(frames)
     try:
         for frame in batches:
             schema, frame = _unify(schema, frame)
@@ -169,8 +169,7 @@ def write_partition(
         fs.pipe_file(f"{lake.partition_dir(dataset, partition_key)}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
     finally:
         # Closing the stream now, not at garbage collection, releases the source's connection and cursor.
-        if hasattr(batches, "close"):
-            batches.close()
+        batches.close()
         _remove(fs, staging)
     _remove_stale(fs, lake.partition_dir(dataset, partition_key), keep=set(manifest["files"]) | {MANIFEST})
     if log:

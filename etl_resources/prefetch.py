@@ -1,55 +1,72 @@
 """Read ahead: pull the next batches from the source on a thread while the caller writes the current one.
 
-The source's fetch (ADBC, the database driver) and the Parquet writer both run in native code, so on
-two cores they overlap instead of taking turns.
+The source's fetch (ADBC, the database driver, the Parquet reader) and the writer both run in native code,
+so on two cores they overlap instead of taking turns. Reading starts as soon as the read-ahead is made, so
+a caller can open its own connection and run its DDL while the first batch is still being read.
 """
 
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 JOIN_SECONDS = 30
 
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Yield `items` in order, at most `depth` ahead; errors surface here, and stopping early stops the reader."""
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    source = iter(items)
+class ReadAhead(Generic[T]):
+    """Yields `items` in order, at most `depth` ahead; errors surface here, and `close()` stops and closes the source."""
 
-    def offer(item: object) -> bool:
-        while not stop.is_set():
+    def __init__(self, items: Iterable[T], depth: int = 2):
+        self._buffer: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._source = iter(items)
+        self._closed = False
+        self._reader = threading.Thread(target=self._read, name="prefetch", daemon=True)
+        self._reader.start()
+
+    def _offer(self, item: object) -> bool:
+        while not self._stop.is_set():
             try:
-                buffer.put(item, timeout=0.1)
+                self._buffer.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def read() -> None:
+    def _read(self) -> None:
         try:
-            for item in source:
-                if not offer(item):
+            for item in self._source:
+                if not self._offer(item):
                     break
         except BaseException as err:
-            offer(err)
+            self._offer(err)
         else:
-            offer(_DONE)
+            self._offer(_DONE)
         finally:
-            if hasattr(source, "close"):
-                source.close()
+            if hasattr(self._source, "close"):
+                self._source.close()
 
-    reader = threading.Thread(target=read, name="prefetch", daemon=True)
-    reader.start()
-    try:
-        while (item := buffer.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._closed:
+            raise StopIteration
+        item = self._buffer.get()
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        return item
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
         # A reader blocked in a slow fetch notices the stop after that fetch; don't hold the caller's error for it.
-        reader.join(timeout=JOIN_SECONDS)
+        self._reader.join(timeout=JOIN_SECONDS)

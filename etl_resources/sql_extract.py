@@ -3,7 +3,9 @@
 import datetime as dt
 from collections.abc import Iterator
 
+import adbc_driver_manager
 import polars as pl
+import pyarrow as pa
 import sqlalchemy as sa
 
 from etl_resources.adbc import connect_adbc
@@ -124,8 +126,6 @@ def _cursor_frames(source: SqlSource, conn: sa.Connection, statement: sa.Select,
 
 
 def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, known: dict[str, pl.DataType], redacted: str) -> Iterator[pl.DataFrame]:
-    import adbc_driver_manager
-
     try:
         with connect_adbc(url) as conn, conn.cursor() as cursor:
             cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
@@ -147,8 +147,6 @@ def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, known: dict[str, pl.D
 
 def _typed_arrow(batch, known: dict[str, pl.DataType]) -> pl.DataFrame:
     """Arrow to polars; decimals arrive as text (cast by us, or PostgreSQL `numeric` in a query) and get their type back."""
-    import pyarrow as pa
-
     columns = []
     for field, column in zip(batch.schema, batch.columns, strict=True):
         opaque = isinstance(field.type, pa.BaseExtensionType)

@@ -19,7 +19,7 @@ from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
 from etl_resources.engines import create_engine
 from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, uses_fast_executemany
 from etl_resources.partition_swap import Lineage, PartitionSwap, files_pattern
-from etl_resources.prefetch import prefetch
+from etl_resources.prefetch import ReadAhead
 from etl_resources.progress import Progress
 from etl_resources.secrets import SecretResolver
 from etl_resources.type_mapping import polars_dtype
@@ -201,12 +201,12 @@ def _replace_postgres(
     present = frame.collect_schema()
     frame = frame.cast({name: dtype for name, dtype in dtypes.items() if dtype is not None and name in present})
     keep = [column.name for column in target.columns if column.name in present]
-    # Parquet decoding runs on a read-ahead thread while the driver encodes and sends the previous batch.
-    batches = prefetch(
+    # Parquet decoding runs on a read-ahead thread from here on: first while we connect and run the DDL,
+    # then while the driver encodes and sends the previous batch.
+    batches = ReadAhead(
         record_batch for batch in _counted(frame, COPY_CHUNK_ROWS, progress, files) for record_batch in batch.select(keep).to_arrow().to_batches()
     )
     try:
-        first = next(batches, None)
         with connect_adbc(engine.url) as conn:
             try:
                 with conn.cursor() as cursor:
@@ -218,6 +218,7 @@ def _replace_postgres(
                         cursor.execute(swap.lookup())
                         found = cursor.fetchall()
                         cursor.execute(swap.create_stage())
+                    first = next(batches, None)
                     if first is not None:
                         reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
                         cursor.adbc_ingest(target.name, reader, mode="append", db_schema_name=target.schema)

@@ -4,11 +4,11 @@ import threading
 
 import pytest
 
-from etl_resources.prefetch import prefetch
+from etl_resources.prefetch import ReadAhead
 
 
 def test_items_arrive_in_order():
-    assert list(prefetch(range(1000), depth=3)) == list(range(1000))
+    assert list(ReadAhead(range(1000), depth=3)) == list(range(1000))
 
 
 def test_the_sources_error_is_raised_to_the_caller():
@@ -17,7 +17,7 @@ def test_the_sources_error_is_raised_to_the_caller():
         raise ConnectionError("source went away")
 
     with pytest.raises(ConnectionError, match="source went away"):
-        list(prefetch(source()))
+        list(ReadAhead(source()))
 
 
 def test_stopping_early_closes_the_source():
@@ -30,8 +30,21 @@ def test_stopping_early_closes_the_source():
         finally:
             closed.set()
 
-    stream = prefetch(source(), depth=2)
+    stream = ReadAhead(source(), depth=2)
     assert next(stream) == 0
     stream.close()
 
     assert closed.wait(5)
+
+
+def test_reading_starts_before_the_caller_asks():
+    """The warehouse load connects and runs its DDL while the first batch is read; that needs an eager reader."""
+    started = threading.Event()
+
+    def source():
+        started.set()
+        yield 1
+
+    stream = ReadAhead(source())
+    assert started.wait(5)
+    assert list(stream) == [1]
