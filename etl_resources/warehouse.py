@@ -1,7 +1,6 @@
 """The warehouse resource and the partition load: replace a partition's rows with the new ones, in one transaction."""
 
 import datetime as dt
-import itertools
 import json
 import logging
 from collections.abc import Iterator
@@ -10,11 +9,10 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-import pyarrow as pa
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
-from etl_resources.adbc import connect_adbc
+from etl_resources import pg_copy
 from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
 from etl_resources.engines import create_engine
 from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, uses_fast_executemany
@@ -178,7 +176,7 @@ def _replace_postgres(
     progress: Progress,
     files: set[str],
 ) -> tuple[sa.Table, list[str]]:
-    """A binary COPY of Arrow batches (ADBC ingest) and the DDL around it, all in one ADBC transaction.
+    """A binary COPY of Arrow batches (pgpq-encoded, sent by psycopg) and the DDL around it, in one transaction.
 
     Tables this platform creates are partitioned, and a load swaps the day's partition (see partition_swap);
     a table made otherwise gets the day's rows deleted and the new ones copied in.
@@ -201,13 +199,15 @@ def _replace_postgres(
     present = frame.collect_schema()
     frame = frame.cast({name: dtype for name, dtype in dtypes.items() if dtype is not None and name in present})
     keep = [column.name for column in target.columns if column.name in present]
-    # Parquet decoding runs on a read-ahead thread from here on: first while we connect and run the DDL,
-    # then while the driver encodes and sends the previous batch.
-    batches = ReadAhead(
-        record_batch for batch in _counted(frame, COPY_CHUNK_ROWS, progress, files) for record_batch in batch.select(keep).to_arrow().to_batches()
+    # Decoding Parquet and encoding COPY run on a read-ahead thread from here on: first while we connect and
+    # run the DDL, then while psycopg sends the previous chunk.
+    chunks = ReadAhead(
+        pg_copy.encoded(
+            record_batch for batch in _counted(frame, COPY_CHUNK_ROWS, progress, files) for record_batch in batch.select(keep).to_arrow().to_batches()
+        )
     )
     try:
-        with connect_adbc(engine.url) as conn:
+        with pg_copy.connect(engine.url) as conn:
             try:
                 with conn.cursor() as cursor:
                     if partitioned:
@@ -218,10 +218,7 @@ def _replace_postgres(
                         cursor.execute(swap.lookup())
                         found = cursor.fetchall()
                         cursor.execute(swap.create_stage())
-                    first = next(batches, None)
-                    if first is not None:
-                        reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
-                        cursor.adbc_ingest(target.name, reader, mode="append", db_schema_name=target.schema)
+                    pg_copy.copy_chunks(cursor, pg_copy.copy_statement(dialect, target, keep), chunks)
                     if partitioned:
                         for statement in swap.finish(found, Lineage(loaded_at, files_pattern(files), partition_key)):
                             cursor.execute(statement)
@@ -230,5 +227,5 @@ def _replace_postgres(
                 conn.rollback()
                 raise
     finally:
-        batches.close()
+        chunks.close()
     return table, added

@@ -1,6 +1,8 @@
 """The partition replace on a real PostgreSQL: swapped day tables, the parent's own rules, and tables made by hand."""
 
+import datetime as dt
 import threading
+from decimal import Decimal as dt_decimal
 
 import polars as pl
 import pytest
@@ -129,3 +131,34 @@ def test_hostile_column_names_from_the_source_are_quoted_not_run(engine):
 
     assert rows(engine, "SELECT to_regclass('sentinel') IS NOT NULL") == [(True,)]
     assert rows(engine, 'SELECT DISTINCT "x""; DROP TABLE sentinel; --" FROM orders') == [("w",)]
+
+
+def test_every_type_the_warehouse_creates_survives_the_binary_copy(engine):
+    """Each column type the platform maps to PostgreSQL, with a null in each, read back as loaded."""
+    values = {
+        "flag": (pl.Boolean, [True, None]),
+        "small": (pl.Int16, [-32768, None]),
+        "whole": (pl.Int32, [2_147_483_647, None]),
+        "big": (pl.Int64, [-9_223_372_036_854_775_808, None]),
+        "ratio": (pl.Float32, [0.5, None]),
+        "score": (pl.Float64, [1e-300, None]),
+        "amount": (pl.Decimal(12, 2), [dt_decimal("-1234567890.12"), None]),
+        "day": (pl.Date, [dt.date(1999, 12, 31), None]),
+        "at": (pl.Time, [dt.time(23, 59, 59, 999999), None]),
+        "seen": (pl.Datetime("us"), [dt.datetime(1970, 1, 1, 0, 0, 1), None]),
+        "seen_utc": (pl.Datetime("us", "UTC"), [dt.datetime(2026, 11, 1, 23, 59, 59, 999999, tzinfo=dt.UTC), None]),
+        "blob": (pl.Binary, [b"\x00\xff", None]),
+        "text": (pl.String, ["ünï\tcødé\n\\N", None]),
+    }
+    loaded = pl.LazyFrame(
+        {name: pl.Series(name, data, dtype=dtype) for name, (dtype, data) in values.items()}
+        | {"_source_file": [f"raw/t/date={DAY}/part-0.parquet"] * 2}
+    )
+
+    replace_partition(engine, None, "typed", DAY, loaded)
+
+    names = ", ".join(f'"{name}"' for name in values)
+    assert rows(engine, f"SELECT {names} FROM typed ORDER BY flag NULLS LAST") == [
+        tuple(data[0] for _, data in values.values()),
+        (None,) * len(values),
+    ]
