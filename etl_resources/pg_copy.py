@@ -41,10 +41,12 @@ def encoded(batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
         yield encoder.finish()
 
 
-def copy_statement(dialect: sa.Dialect, table: sa.Table, columns: list[str]) -> str:
+def copy_statement(dialect: sa.Dialect, table: sa.Table, columns: list[str], freeze: bool = False) -> str:
+    """`freeze` (only for a table made in this transaction) writes the rows frozen and all-visible, so neither
+    the first query after the commit nor autovacuum rewrites every page of them again."""
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(name) for name in columns)
-    return f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN (FORMAT binary)"
+    return f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN (FORMAT binary{', FREEZE' if freeze else ''})"
 
 
 def copy_chunks(cursor: psycopg.Cursor, statement: str, chunks: Iterator[bytes]) -> None:

@@ -218,7 +218,7 @@ def _replace_postgres(
                         cursor.execute(swap.lookup())
                         found = cursor.fetchall()
                         cursor.execute(swap.create_stage())
-                    pg_copy.copy_chunks(cursor, pg_copy.copy_statement(dialect, target, keep), chunks)
+                    pg_copy.copy_chunks(cursor, pg_copy.copy_statement(dialect, target, keep, freeze=partitioned), chunks)
                     if partitioned:
                         for statement in swap.finish(found, Lineage(loaded_at, files_pattern(files), partition_key)):
                             cursor.execute(statement)

@@ -162,3 +162,13 @@ def test_every_type_the_warehouse_creates_survives_the_binary_copy(engine):
         tuple(data[0] for _, data in values.values()),
         (None,) * len(values),
     ]
+
+
+def test_a_new_day_is_written_once_frozen_and_all_visible(engine):
+    """COPY FREEZE: the first query after the load and autovacuum find nothing left to rewrite in the day's pages."""
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 50_000)))
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_visibility"))
+
+    pages, frozen = rows(engine, "SELECT COUNT(*), COUNT(*) FILTER (WHERE all_visible AND all_frozen) FROM pg_visibility_map('orders_p20261101')")[0]
+    assert pages > 10 and frozen == pages
