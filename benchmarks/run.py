@@ -65,7 +65,9 @@ REPEATED = ("copy_extract_floor", "ours_extract", "ours_extract_contract", "dlt_
 
 def quiesce(dsns: list[str], seconds: float = 300) -> None:
     """Vacuum what the earlier cases wrote and flush their dirty pages, so that no case pays for another's
-    writes: on 2 cores an autovacuum worker that wakes up mid-case takes a core from it."""
+    writes: on 2 cores an autovacuum worker that wakes up mid-case takes a core from it. The server runs
+    with fsync off, so a CHECKPOINT only hands its pages to the kernel; sync() writes them out now rather
+    than during the next case."""
     deadline = time.monotonic() + seconds
     for dsn in dsns:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -75,6 +77,7 @@ def quiesce(dsns: list[str], seconds: float = 300) -> None:
                 time.sleep(0.5)
             conn.execute("VACUUM ANALYZE")
             conn.execute("CHECKPOINT")
+    os.sync()
 
 
 def median_of(runs: list[dict]) -> dict:
