@@ -184,7 +184,7 @@ def _replace_postgres(
     with engine.connect() as probe:
         ddl, table, added = table_plan(probe, schema, table_name, frame.collect_schema())
         partitioned = any(isinstance(statement, sa.schema.CreateTable) for statement in ddl) or is_partitioned(probe, table.schema, table.name)
-        dialect = probe.dialect
+        dialect = pg_copy.literal_dialect(probe.dialect)
     statements = [str(statement.compile(dialect=dialect)) for statement in ddl]
     if partitioned:
         swap = PartitionSwap(dialect, table, partition_key, [name for name in frame.collect_schema() if name not in LINEAGE_COLUMNS])

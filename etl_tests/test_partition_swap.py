@@ -172,3 +172,17 @@ def test_a_new_day_is_written_once_frozen_and_all_visible(engine):
 
     pages, frozen = rows(engine, "SELECT COUNT(*), COUNT(*) FILTER (WHERE all_visible AND all_frozen) FROM pg_visibility_map('orders_p20261101')")[0]
     assert pages > 10 and frozen == pages
+
+
+def test_percent_signs_in_names_and_checks_stay_single(engine):
+    """The load's SQL goes to psycopg without parameters, so nothing may be written for a parameter step to undo."""
+    replace_partition(engine, None, "orders", DAY, frame(range(0, 2)).with_columns(pl.lit("ok").alias("rate%")))
+    with engine.begin() as conn:
+        conn.execute(sa.text("""ALTER TABLE orders ADD CONSTRAINT no_bad CHECK ("rate%" NOT LIKE '%bad%')"""))
+
+    replace_partition(engine, None, "orders", OTHER_DAY, frame(range(5, 7), day=OTHER_DAY).with_columns(pl.lit("fine").alias("rate%")))
+    with pytest.raises(Exception, match="no_bad"):
+        replace_partition(engine, None, "orders", DAY, frame(range(0, 1)).with_columns(pl.lit("so bad").alias("rate%")))
+
+    assert rows(engine, "SELECT column_name FROM information_schema.columns WHERE table_name = 'orders' AND column_name LIKE 'rate%'") == [("rate%",)]
+    assert rows(engine, 'SELECT _partition, "rate%" FROM orders ORDER BY 1, 2') == [(DAY, "ok"), (DAY, "ok"), (OTHER_DAY, "fine"), (OTHER_DAY, "fine")]
