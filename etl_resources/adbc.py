@@ -1,4 +1,4 @@
-"""ADBC connections to PostgreSQL, for columnar reads and binary COPY loads, from the same SQLAlchemy URL."""
+"""ADBC connections to PostgreSQL for columnar reads (extraction), from the same SQLAlchemy URL."""
 
 import adbc_driver_postgresql.dbapi as adbc
 import sqlalchemy as sa
