@@ -2,7 +2,7 @@
 
 import datetime as dt
 import threading
-from decimal import Decimal as dt_decimal
+from decimal import Decimal
 
 import polars as pl
 import pytest
@@ -142,7 +142,7 @@ def test_every_type_the_warehouse_creates_survives_the_binary_copy(engine):
         "big": (pl.Int64, [-9_223_372_036_854_775_808, None]),
         "ratio": (pl.Float32, [0.5, None]),
         "score": (pl.Float64, [1e-300, None]),
-        "amount": (pl.Decimal(12, 2), [dt_decimal("-1234567890.12"), None]),
+        "amount": (pl.Decimal(12, 2), [Decimal("-1234567890.12"), None]),
         "day": (pl.Date, [dt.date(1999, 12, 31), None]),
         "at": (pl.Time, [dt.time(23, 59, 59, 999999), None]),
         "seen": (pl.Datetime("us"), [dt.datetime(1970, 1, 1, 0, 0, 1), None]),
