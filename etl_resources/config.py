@@ -438,6 +438,9 @@ class SourcesConfigError(ValueError):
     """Every problem of a sources file at once, each naming the file, the source and the field."""
 
 
+_DATE = pydantic.TypeAdapter(dt.date)
+
+
 def _source_label(raw: Any, index: int) -> str:
     name = raw[index].get("name") if isinstance(raw, list) and index < len(raw) and isinstance(raw[index], dict) else None
     return f"source '{name}' (sources[{index}])" if name else f"sources[{index}]"
@@ -550,40 +553,107 @@ def load_sources(path: Path, secrets: SecretStore | None) -> SourcesFile:
     """Parse and validate a sources file; raise one SourcesConfigError listing every problem.
 
     With `secrets` None the file's `${NAME}` references are not looked up (checking a file away from its secrets)."""
-    if not path.is_file():
-        raise SourcesConfigError(f"sources file {path} does not exist (fix: point ETL_SOURCES_FILE at a sources YAML or workbook)")
-    if path.suffix.lower() == ".xlsx":
-        raw, problems, locate = _workbook(path)
-    else:
-        raw, problems, locate = _yaml(path)
-    raw_sources = raw.get("sources") if isinstance(raw, dict) else None
+    _check_is_file(path)
+    raw, problems, locate = _workbook(path) if path.suffix.lower() == ".xlsx" else _yaml(path)
+    raw_sources = raw.get("sources")
+    if "sources" in raw and raw_sources in (None, []):
+        raise SourcesConfigError(f"no sources configured in {path.resolve()}: `sources:` lists none (fix: add one, as in the README's section 'Sources file')")
     try:
         sources = SourcesFile.model_validate(raw)
     except pydantic.ValidationError as err:
         problems += [_describe(e, raw_sources) for e in err.errors()]
-    problems += _duplicate_problems(raw_sources) + (_secret_problems(raw, secrets) if secrets else [])
+    problems += _duplicate_problems(raw_sources) + _future_start_problems(raw) + (_secret_problems(raw, secrets) if secrets else [])
     if problems:
         raise SourcesConfigError(_report(path, locate, problems))
+    if not sources.enabled:
+        raise SourcesConfigError(
+            f"no enabled source in {path.resolve()}: all {len(sources.sources)} have `enabled: false`, so nothing would be built "
+            "(fix: set `enabled: true` on the sources to run)"
+        )
     return sources
 
 
-def _yaml(path: Path) -> tuple[Any, list[Problem], Callable[[tuple], str]]:
-    text = path.read_text()
+def _check_is_file(path: Path) -> None:
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in {".yaml", ".yml", ".xlsx"})
+        example = path / (inside[0] if inside else "sources.yaml")
+        raise SourcesConfigError(f"sources file {path.resolve()} is a directory (fix: give the file's path, e.g. {example.resolve()})")
+    if not path.is_file():
+        raise SourcesConfigError(f"sources file {path.resolve()} does not exist (fix: point ETL_SOURCES_FILE at a sources YAML or workbook)")
+
+
+def _future_start_problems(raw: dict) -> list[Problem]:
+    """A start_date after today (UTC) of an enabled source or an export: its partitions would not exist yet,
+    so nothing could run or be backfilled, and Dagster would not say why."""
+    today = dt.datetime.now(dt.UTC).date()
+    problems = []
+    for section, label in (("sources", "source"), ("exports", "export")):
+        for index, entry in _entries(raw.get(section)):
+            try:
+                start = _DATE.validate_python(entry.get("start_date"))
+            except pydantic.ValidationError:
+                continue  # reported by the model
+            if entry.get("enabled", True) is False or start <= today:
+                continue
+            name_part = f"{label} '{entry['name']}' ({section}[{index}])" if entry.get("name") else f"{section}[{index}]"
+            problems.append((
+                (section, index, "start_date"),
+                f"{name_part}, field 'start_date': {start} is in the future (today, UTC, is {today}), so it has no day to load yet "
+                f"(fix: set start_date to {today} or earlier{'' if section == 'exports' else ', or enabled: false until then'})",
+            ))
+    return problems
+
+
+def _text(path: Path) -> str:
+    """The file as text: UTF-8 (a byte-order mark allowed), or UTF-16 with its byte-order mark, as YAML allows."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise SourcesConfigError(f"sources file {path.resolve()} cannot be read: {err.strerror} (fix: check the file's permissions)") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if data.startswith(b"PK\x03\x04"):
+        raise SourcesConfigError(f"sources file {path.resolve()} is a zip archive, such as an Excel workbook, not YAML text (fix: a workbook needs the extension .xlsx)")
+    if b"\x00" in data:
+        raise SourcesConfigError(f"sources file {path.resolve()} is a binary file, not YAML text (fix: point ETL_SOURCES_FILE at the sources YAML)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SourcesConfigError(
+            f"sources file {path.resolve()} is not UTF-8 text: byte 0x{data[err.start]:02x} at line {line}, column {column} "
+            f"(fix: save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix})"
+        ) from None
+
+
+def _yaml(path: Path) -> tuple[dict, list[Problem], Callable[[tuple], str]]:
+    text = _text(path)
     try:
         raw = yaml.load(text, Loader=_StringDatesLoader)
     except yaml.YAMLError as err:
-        raise SourcesConfigError(f"sources file {path} is not valid YAML: {err}") from None
+        raise SourcesConfigError(f"sources file {path.resolve()} is not valid YAML: {err}") from None
+    if raw is None:
+        raise SourcesConfigError(f"sources file {path.resolve()} is empty (fix: start it with `sources:` and a source, as in the README's section 'Sources file')")
+    if not isinstance(raw, dict):
+        what = "a list" if isinstance(raw, list) else f"the single value {str(raw)[:40]!r}"
+        fix = "put `sources:` on the first line and indent the list under it" if isinstance(raw, list) else "start it with `sources:` and a source"
+        raise SourcesConfigError(f"sources file {path.resolve()} holds {what}, not a mapping with `sources:` (fix: {fix})")
     lines = yaml_lines(text)
     return raw, [], lambda where: f"line {line_of(lines, where)}"
 
 
-def _workbook(path: Path) -> tuple[Any, list[Problem], Callable[[tuple], str]]:
+def _workbook(path: Path) -> tuple[dict, list[Problem], Callable[[tuple], str]]:
     from etl_resources import excel_config
 
     try:
         rows = excel_config.read_rows(path)
     except excel_config.WorkbookError as err:
         raise SourcesConfigError(str(err)) from None
+    if not rows:
+        raise SourcesConfigError(
+            f"no sources configured in {path.resolve()}: sheet '{excel_config.SHEET}' has no rows under its header (fix: add a row per table or API endpoint)"
+        )
     problems: list[Problem] = [
         (("sources", index, *excel_config.COLUMN_FIELDS.get(column, ())), f"{message}")
         for index, row in enumerate(rows)

@@ -7,6 +7,7 @@ API row's key the secret `<source_name>-api-key`, both looked up like any `${NAM
 """
 
 import datetime as dt
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -82,23 +83,42 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     """The sheet's rows as {column: text}, header checked; row numbers are list index + 2."""
     from openpyxl import load_workbook
 
-    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError) as err:
+        raise WorkbookError(_not_a_workbook(path, err)) from None
     if SHEET not in workbook.sheetnames:
-        raise WorkbookError(f"workbook {path} has no sheet '{SHEET}' (sheets: {', '.join(workbook.sheetnames)}; fix: name the job list's sheet '{SHEET}')")
+        raise WorkbookError(f"workbook {path.resolve()} has no sheet '{SHEET}' (sheets: {', '.join(workbook.sheetnames)}; fix: name the job list's sheet '{SHEET}')")
     rows = list(workbook[SHEET].iter_rows(values_only=True))
     if not rows:
-        raise WorkbookError(f"workbook {path}, sheet '{SHEET}' is empty (fix: start from `etl-config template`)")
+        raise WorkbookError(f"workbook {path.resolve()}, sheet '{SHEET}' is empty (fix: start from `etl-config template`)")
     header = [cell_text(value) for value in rows[0]]
     unknown = [f"column {i + 1} '{name}'" for i, name in enumerate(header) if name and name not in BY_NAME]
     missing = [column.name for column in COLUMNS if column.required and column.name not in header]
     if unknown or missing:
         problems = ([f"unknown {', '.join(unknown)}"] if unknown else []) + ([f"missing required column(s) {', '.join(missing)}"] if missing else [])
-        raise WorkbookError(f"workbook {path}, sheet '{SHEET}', row 1: {'; '.join(problems)} (fix: the columns are {', '.join(BY_NAME)})")
+        raise WorkbookError(f"workbook {path.resolve()}, sheet '{SHEET}', row 1: {'; '.join(problems)} (fix: the columns are {', '.join(BY_NAME)})")
     return [
         {name: cell_text(value) for name, value in zip(header, row) if name}
         for row in rows[1:]
         if any(cell_text(value) for value in row)
     ]
+
+
+def _not_a_workbook(path: Path, err: Exception) -> str:
+    """Why a .xlsx file could not be opened, in the words of what it holds (a CSV renamed, an old .xls)."""
+    if isinstance(err, OSError):
+        return f"workbook {path.resolve()} cannot be read: {err.strerror} (fix: check the file's permissions)"
+    with path.open("rb") as file:
+        head = file.read(4096)
+    fix = "open it in Excel and save it as 'Excel Workbook (.xlsx)', or start from `etl-config template`"
+    if not head:
+        return f"workbook {path.resolve()} is empty, 0 bytes (fix: {fix})"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return f"workbook {path.resolve()} is an old Excel .xls (or an encrypted workbook), not .xlsx (fix: {fix})"
+    if b"\x00" not in head:
+        return f"workbook {path.resolve()} is not an Excel workbook: it holds text, such as CSV or YAML (fix: {fix}; a sources YAML needs the extension .yaml)"
+    return f"workbook {path.resolve()} is not an Excel .xlsx workbook ({err.args[0] if err.args else type(err).__name__}) (fix: {fix})"
 
 
 def row_problems(row: dict[str, str]) -> list[tuple[str, str]]:

@@ -1,8 +1,10 @@
 """A bad sources file fails when the definitions load, with one message naming the file, the source and the field."""
 
 import copy
+import datetime as dt
 import os
 import subprocess
+import zipfile
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +15,9 @@ from etl_assets.demo.shop import DEMO_SOURCES_FILE
 from etl_resources.config import SourcesConfigError, load_sources
 from etl_resources.secrets import SecretStore
 from etl_tests.servers import REPO
+
+TODAY = dt.datetime.now(dt.UTC).date()
+TOMORROW = TODAY + dt.timedelta(days=1)
 
 GOOD = {
     "sources": [
@@ -79,6 +84,10 @@ BAD = {
     ),
     "bad source name": (lambda s: s[0].update(name="Orders-EU"), ["sources[0]", "field 'name'", "lower-case letters"]),
     "unknown field": (lambda s: s[0].update(watermark="x"), ["source 'orders'", "field 'watermark'", "unknown field"]),
+    "start date in the future": (
+        lambda s: s[1].update(start_date=TOMORROW.isoformat()),
+        ["source 'customers' (sources[1])", "field 'start_date'", f"{TOMORROW} is in the future (today, UTC, is {TODAY})", f"fix: set start_date to {TODAY} or earlier"],
+    ),
 }
 
 
@@ -212,3 +221,122 @@ def test_every_problem_names_its_line_in_the_file(workdir):
     assert "line 6: source 'orders' (sources[0]), field 'start_date'" in message
     assert "line 8: source 'orders' (sources[1]), field 'name': duplicate of sources[0]" in message
     assert "line 13: source 'orders' (sources[1]), field 'target.table'" in message
+
+
+def _file(name: str, data: bytes):
+    def make(folder):
+        path = folder / name
+        path.write_bytes(data)
+        return path
+    return make
+
+
+def _zip(name: str, member: str):
+    def make(folder):
+        path = folder / name
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(member, "<x/>")
+        return path
+    return make
+
+
+def _directory(folder):
+    path = folder / "config"
+    path.mkdir()
+    (path / "sources.yaml").write_text(yaml.safe_dump(GOOD))
+    return path
+
+
+def _workbook_without_rows(folder):
+    from etl_resources.excel_config import write_workbook
+
+    write_workbook(folder / "jobs.xlsx", [])
+    return folder / "jobs.xlsx"
+
+
+def _workbook_with_sheets(*names: str):
+    def make(folder):
+        from openpyxl import Workbook
+
+        book = Workbook()
+        book.active.title = names[0]
+        for name in names[1:]:
+            book.create_sheet(name)
+        book.save(folder / "jobs.xlsx")
+        return folder / "jobs.xlsx"
+    return make
+
+
+def _sources(entries: list[dict]) -> bytes:
+    return yaml.safe_dump({"sources": entries}).encode()
+
+
+DISABLED = [dict(source, enabled=False) for source in GOOD["sources"]]
+# Files that are not a sources file at all: each gets one line naming the file and the fix, never a traceback.
+BROKEN_FILES = {
+    "latin-1 text": (_file("sources.yaml", "sources:\n  - name: café\n".encode("latin-1")),
+                     ["is not UTF-8 text: byte 0xe9 at line 2, column 14", "fix: save it as UTF-8"]),
+    "binary": (_file("sources.yaml", bytes(range(256))), ["is a binary file, not YAML text", "fix:"]),
+    "workbook named .yaml": (_zip("sources.yaml", "[Content_Types].xml"), ["is a zip archive, such as an Excel workbook", "fix: a workbook needs the extension .xlsx"]),
+    "csv named .xlsx": (_file("jobs.xlsx", b"source_name,source_type,table_name,start_date\nerp,postgresql,orders,2026-01-01\n"),
+                        ["is not an Excel workbook: it holds text, such as CSV", "fix: open it in Excel and save it as 'Excel Workbook (.xlsx)'"]),
+    "old .xls named .xlsx": (_file("jobs.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)), ["is an old Excel .xls", "fix: open it in Excel"]),
+    "zip that is no workbook": (_zip("jobs.xlsx", "notes.txt"), ["is not an Excel .xlsx workbook", "[Content_Types].xml", "fix: open it in Excel"]),
+    "empty .xlsx": (_file("jobs.xlsx", b""), ["is empty, 0 bytes", "fix: open it in Excel"]),
+    "workbook without rows": (_workbook_without_rows, ["no sources configured in", "sheet 'sources' has no rows under its header", "fix: add a row"]),
+    "workbook without a sheet 'sources'": (_workbook_with_sheets("Jobs", "Notes"), ["has no sheet 'sources' (sheets: Jobs, Notes; fix: name the job list's sheet 'sources')"]),
+    "workbook with an empty sheet 'sources'": (_workbook_with_sheets("sources"), ["sheet 'sources' is empty", "fix: start from `etl-config template`"]),
+    "directory": (_directory, ["is a directory", "fix: give the file's path, e.g. ", "config/sources.yaml"]),
+    "empty file": (_file("sources.yaml", b""), ["is empty", "fix: start it with `sources:`"]),
+    "only comments": (_file("sources.yaml", b"# the sources\n"), ["is empty", "fix: start it with `sources:`"]),
+    "a list without sources:": (_file("sources.yaml", yaml.safe_dump(GOOD["sources"]).encode()),
+                                ["holds a list, not a mapping with `sources:`", "fix: put `sources:` on the first line"]),
+    "sources: []": (_file("sources.yaml", b"sources: []\n"), ["no sources configured in", "fix: add one, as in the README"]),
+    "sources: with nothing under it": (_file("sources.yaml", b"sources:\n"), ["no sources configured in", "fix: add one"]),
+    "every source disabled": (_file("sources.yaml", _sources(DISABLED)), ["no enabled source in", "all 2 have `enabled: false`", "fix: set `enabled: true`"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_FILES))
+def test_a_broken_file_fails_at_load_with_one_line_naming_it_and_the_fix(workdir, case):
+    make, expected = BROKEN_FILES[case]
+    path = make(workdir)
+
+    with pytest.raises(SourcesConfigError) as raised:
+        build_definitions(path, str(workdir / "secrets.toml"))
+
+    message = str(raised.value)
+    assert "\n" not in message and str(path.resolve()) in message
+    for fragment in expected:
+        assert fragment in message
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_file_with_a_byte_order_mark_loads(workdir, encoding):
+    """Windows editors write UTF-8 with a BOM, and PowerShell 5 writes UTF-16; YAML allows both."""
+    path = workdir / "sources.yaml"
+    path.write_bytes(yaml.safe_dump(GOOD, allow_unicode=True).replace("orders", "ordérs", 1).encode(encoding))
+
+    with pytest.raises(SourcesConfigError, match="'ordérs' is not a safe name"):
+        load_sources(path, None)
+    path.write_bytes(yaml.safe_dump(GOOD).encode(encoding))
+    assert [source.name for source in load_sources(path, None).sources] == ["orders", "customers"]
+
+
+def test_a_start_date_of_today_or_on_a_disabled_source_is_fine(workdir):
+    """Today's partition appears once the day is over; a disabled source builds no partitions at all."""
+    path = write_sources(workdir, lambda s: (s[0].update(start_date=TODAY.isoformat()), s[1].update(start_date="2099-01-01", enabled=False)))
+
+    assert load_sources(path, None).sources[0].start_date == TODAY
+
+
+def test_an_exports_start_date_in_the_future_is_named(workdir):
+    data = copy.deepcopy(GOOD) | {"exports": [{
+        "name": "weekly", "query": "SELECT 1", "reads": ["orders"], "object": "Metric__c", "external_id_field": "Key__c",
+        "start_date": TOMORROW.isoformat(), "connection": {"client_id": "id", "client_secret": "secret"},
+    }]}
+    path = workdir / "sources.yaml"
+    path.write_text(yaml.safe_dump(data))
+
+    with pytest.raises(SourcesConfigError, match=rf"export 'weekly' \(exports\[0\]\), field 'start_date': {TOMORROW} is in the future"):
+        load_sources(path, None)

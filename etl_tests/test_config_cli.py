@@ -6,11 +6,13 @@ import subprocess
 import sys
 
 import jsonschema
+import pytest
 import yaml
 
 from etl_assets.demo.shop import DEMO_SOURCES_FILE
-from etl_resources.config_cli import SCHEMA_FILE, json_schema
+from etl_resources.config_cli import SCHEMA_FILE, json_schema, main
 from etl_tests.servers import REPO
+from etl_tests.test_config import BROKEN_FILES, TODAY, TOMORROW
 
 BROKEN = """\
 sources:
@@ -54,6 +56,31 @@ def test_a_bad_file_lists_every_error_with_its_line(tmp_path):
     assert result.returncode == 1 and result.stdout == ""
     assert "line 7: source 'orders' (sources[0]), field 'target': write_mode merge needs `keys`" in result.stderr
     assert "line 13: source 'events' (sources[1]), field 'schedul': unknown field" in result.stderr
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_FILES))
+def test_a_broken_file_gets_the_same_one_line_as_at_load(tmp_path, capsys, case):
+    make, expected = BROKEN_FILES[case]
+    path = make(tmp_path)
+
+    code = main(["validate", str(path), "--no-secrets"])
+
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and str(path.resolve()) in err
+    for fragment in expected:
+        assert fragment in err
+
+
+def test_a_start_date_in_the_future_is_named_with_today(tmp_path):
+    path = tmp_path / "sources.yaml"
+    path.write_text(BROKEN.replace("write_mode: merge", "write_mode: append").replace("schedul:", "schedule:").replace("2026-11-01", TOMORROW.isoformat(), 1))
+
+    result = etl_config("validate", str(path), "--no-secrets")
+
+    assert result.returncode == 1
+    assert f"line 6: source 'orders' (sources[0]), field 'start_date': {TOMORROW} is in the future (today, UTC, is {TODAY})" in result.stderr
+    assert "events" not in result.stderr
 
 
 def test_the_committed_schema_is_the_models():
