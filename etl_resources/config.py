@@ -110,7 +110,10 @@ class Contract(BaseModel):
     def _keys_declared(self) -> "Contract":
         unknown = [key for key in self.keys if key not in self.columns]
         if unknown:
-            raise ValueError(f"`keys` {unknown} are not declared in `columns`")
+            raise ValueError(
+                f"`keys` {unknown} are not declared in `columns`, and the keys check reads the contract's columns "
+                f"(fix: declare each, e.g. {unknown[0]}: {{type: string, required: true}})"
+            )
         return self
 
 

@@ -84,6 +84,10 @@ BAD = {
     ),
     "bad source name": (lambda s: s[0].update(name="Orders-EU"), ["sources[0]", "field 'name'", "lower-case letters"]),
     "unknown field": (lambda s: s[0].update(watermark="x"), ["source 'orders'", "field 'watermark'", "unknown field"]),
+    "contract key not declared": (
+        lambda s: s[0].update(contract={"keys": ["session"], "columns": {"amount": {"type": "float"}}}),
+        ["source 'orders'", "field 'contract'", "`keys` ['session'] are not declared in `columns`", "fix: declare each, e.g. session: {type: string, required: true}"],
+    ),
     "start date in the future": (
         lambda s: s[1].update(start_date=TOMORROW.isoformat()),
         ["source 'customers' (sources[1])", "field 'start_date'", f"{TOMORROW} is in the future (today, UTC, is {TODAY})", f"fix: set start_date to {TODAY} or earlier"],
