@@ -35,6 +35,16 @@ def redact(text: str) -> str:
     return text
 
 
+NEWLINE = b"\n"
+
+
+def _where(err: Exception) -> str:
+    """The position of a TOML or decoding error, without the text around it."""
+    if isinstance(err, UnicodeDecodeError):
+        return f"line {err.object[: err.start].count(NEWLINE) + 1}"
+    return str(err).rpartition("(")[2].rstrip(")") or "somewhere"
+
+
 class MissingSecretError(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
@@ -120,10 +130,19 @@ class SecretStore:
 
     def _from_file(self, name: str) -> str | None:
         if self._file is None:
-            self._file = {}
+            # Read again on every lookup while broken, so each secret of the file reports why.
+            file: dict[str, object] = {}
             if self.secrets_file.is_file():
                 with self.secrets_file.open("rb") as fh:
-                    self._file = tomllib.load(fh)
+                    try:
+                        file = tomllib.load(fh)
+                    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+                        # Not the values: the message must not show a secret from the line at fault.
+                        raise MissingSecretError(
+                            f"secrets file {self.secrets_file.resolve()} is not valid UTF-8 TOML ({type(err).__name__}, {_where(err)}). "
+                            'Fix: write one `NAME = "value"` a line, the value in double quotes, saved as UTF-8.'
+                        ) from None
+            self._file = file
         value = self._file.get(name)
         return None if value is None else str(value)
 

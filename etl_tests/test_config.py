@@ -344,3 +344,19 @@ def test_an_exports_start_date_in_the_future_is_named(workdir):
 
     with pytest.raises(SourcesConfigError, match=rf"export 'weekly' \(exports\[0\]\), field 'start_date': {TOMORROW} is in the future"):
         load_sources(path, None)
+
+
+@pytest.mark.parametrize(("content", "where"), [(b'ORDERS_DB_PASSWORD = s3cr3t-value\n', "at line 1, column 22"),
+                                                ('ORDERS_DB_PASSWORD = "s3cr3t-välue"\n'.encode("latin-1"), "line 1")],
+                         ids=["unquoted value", "latin-1 text"])
+def test_a_broken_secrets_file_is_named_for_every_secret_without_its_values(workdir, content, where):
+    secrets = workdir / "secrets.toml"
+    secrets.write_bytes(content)
+    path = write_sources(workdir, lambda s: [source.update(connection="postgresql+psycopg://etl:${ORDERS_DB_PASSWORD}@db/shop") for source in s])
+
+    with pytest.raises(SourcesConfigError) as raised:
+        build_definitions(path, str(secrets))
+
+    problems = str(raised.value).splitlines()[1:]
+    assert len(problems) == 2 and all(f"secrets file {secrets.resolve()} is not valid UTF-8 TOML" in p and where in p for p in problems)
+    assert "s3cr3t" not in str(raised.value) and 'Fix: write one `NAME = "value"` a line' in problems[0]
