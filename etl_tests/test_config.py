@@ -200,6 +200,16 @@ def test_dagster_cli_rejects_a_bad_file_with_the_message(workdir):
     assert DEMO_SOURCES_FILE.exists()
 
 
+def test_dagster_cli_rejects_an_empty_source_list(workdir):
+    """It passed `dagster definitions validate`, and a run then failed with Could not find job '__ASSET_JOB'."""
+    path = workdir / "sources.yaml"
+    path.write_text("sources: []\n")
+    result = _validate({"ETL_SOURCES_FILE": str(path)})
+
+    assert result.returncode != 0
+    assert f"no sources configured in {path.resolve()}" in result.stdout + result.stderr
+
+
 def test_every_problem_names_its_line_in_the_file(workdir):
     path = workdir / "sources.yaml"
     path.write_text(
