@@ -1,6 +1,7 @@
 """Job lists as Excel workbooks: the same model and validation as the YAML, errors that name the sheet, the row
 and the column, the template generated from the model, conversion both ways, and a run from a workbook."""
 
+import datetime as dt
 import subprocess
 import sys
 from typing import get_args
@@ -79,6 +80,20 @@ def test_workbook_errors_name_the_sheet_the_row_and_the_column(tmp_path):
     assert "sheet 'sources', row 4, column 'start_date': source 'erp_items' (sources[2]), field 'start_date'" in message
     assert "sheet 'sources', row 4, column 'target_table': source 'erp_items' (sources[2]), field 'target': write_mode merge needs `keys`" in message
     assert "row 2" not in message
+
+
+def test_a_start_date_in_the_future_names_its_cell_and_today(tmp_path):
+    today = dt.datetime.now(dt.UTC).date()
+    tomorrow = today + dt.timedelta(days=1)
+    header = ["source_name", "source_type", "table_name", "start_date", "enabled"]
+    workbook(tmp_path / "jobs.xlsx", header, [["erp", "postgresql", "orders", tomorrow, None], ["erp", "postgresql", "items", tomorrow, "N"]])
+
+    with pytest.raises(SourcesConfigError) as caught:
+        load_sources(tmp_path / "jobs.xlsx", None)
+
+    problems = str(caught.value).splitlines()[1:]
+    assert problems == [f"  - sheet 'sources', row 2, column 'start_date': source 'erp_orders' (sources[0]), field 'start_date': {tomorrow} is in the future "
+                        f"(today, UTC, is {today}), so it has no day to load yet (fix: set start_date to {today} or earlier, or enabled: false until then)"]
 
 
 def test_a_workbook_with_a_column_it_does_not_know_is_refused_at_the_header(tmp_path):
