@@ -25,7 +25,8 @@ from etl_resources.config import ColumnRule, Contract, FileSource, RestSource, S
 from etl_tests.servers import REPO
 
 README = REPO / "README.md"
-FENCE = re.compile(r"^```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^```", re.MULTILINE | re.DOTALL)
+# A fence may be indented (inside a list item); its block ends at the next fence line.
+FENCE = re.compile(r"^[ \t]*(?P<fence>```|~~~)(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^[ \t]*(?P=fence)", re.MULTILINE | re.DOTALL)
 MINIMAL = {
     SqlSource: {"kind": "sql", "connection": "sqlite:///example.db", "table": "example"},
     RestSource: {"kind": "rest", "base_url": "https://api.example.net"},
@@ -92,8 +93,10 @@ def dagster_config_errors(block) -> list[str] | None:
 BLOCKS = yaml_blocks(README.read_text())
 
 
-def test_the_readme_has_yaml_examples():
-    assert len(BLOCKS) >= 5
+def test_the_readme_has_yaml_examples_and_every_one_is_found():
+    text = README.read_text().lower()
+    openings = len(re.findall(r"^[ \t]*(```|~~~)ya?ml\b", text, re.MULTILINE))
+    assert len(BLOCKS) == openings >= 5
 
 
 @pytest.mark.parametrize(("line", "text"), BLOCKS, ids=[f"README line {line}" for line, _ in BLOCKS])
@@ -126,4 +129,4 @@ def test_a_block_the_test_cannot_place_is_not_skipped():
     for config in ("dagster.yaml", "workspace.yaml"):
         assert dagster_config_errors(yaml.safe_load((REPO / config).read_text())) == []
     assert "run_launcher" in dagster_config_errors({"run_launcher": 3})[0]
-    assert yaml_blocks("text\n```yaml\na: 1\n```\n```bash\nls\n```\n") == [(2, "a: 1\n")]
+    assert yaml_blocks("text\n```yaml\na: 1\n```\n```bash\nls\n```\n- item\n  ```yml\n  b: 2\n  ```\n") == [(2, "a: 1\n"), (9, "b: 2\n")]
