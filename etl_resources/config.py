@@ -618,7 +618,7 @@ def _text(path: Path) -> str:
     if data.startswith(b"PK\x03\x04"):
         raise SourcesConfigError(f"sources file {path.resolve()} is a zip archive, such as an Excel workbook, not YAML text (fix: a workbook needs the extension .xlsx)")
     if b"\x00" in data:
-        raise SourcesConfigError(f"sources file {path.resolve()} is a binary file, not YAML text (fix: point ETL_SOURCES_FILE at the sources YAML)")
+        raise SourcesConfigError(f"sources file {path.resolve()} is a binary file, not YAML text (fix: point ETL_SOURCES_FILE at the sources YAML; save text as UTF-8)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
