@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from etl_resources import warehouse_names
 from etl_resources.secrets import SECRET_REF, SecretStore, secret_names
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -484,33 +485,66 @@ def _entries(raw_sources: Any) -> list[tuple[int, dict]]:
     return [(i, s) for i, s in enumerate(raw_sources) if isinstance(s, dict)] if isinstance(raw_sources, list) else []
 
 
-def _target_of(entry: dict) -> str | None:
-    target = entry.get("target")
-    if not isinstance(target, dict) or not target.get("table"):
-        return None
-    return f"{target.get('schema') or ''}.{target['table']}".lower()
-
-
 def _duplicate_problems(raw_sources: Any) -> list[Problem]:
     problems = []
     names: dict[Any, int] = {}
-    targets: dict[str, int] = {}
     for index, entry in _entries(raw_sources):
-        label = _source_label(raw_sources, index)
         name = entry.get("name")
         if name is not None and name in names:
+            label = _source_label(raw_sources, index)
             problems.append((("sources", index, "name"), f"{label}, field 'name': duplicate of sources[{names[name]}] (fix: give every source its own name)"))
         names.setdefault(name, index)
-        target = _target_of(entry)
-        if target in targets:
-            problems.append((
-                ("sources", index, "target"),
-                f"{label}, field 'target': {target.lstrip('.')} is already the target of sources[{targets[target]}] "
-                "(fix: give each source its own target table)",
-            ))
-        if target:
-            targets.setdefault(target, index)
     return problems
+
+
+def _targets(raw_sources: Any) -> list[tuple[int, str | None, str, str]]:
+    """(index, schema, table, write mode) of every entry whose target names are safe (others are reported as such)."""
+    found = []
+    for index, entry in _entries(raw_sources):
+        target = entry.get("target")
+        if not isinstance(target, dict) or not re.fullmatch(IDENTIFIER, str(target.get("table"))):
+            continue
+        schema = target.get("schema")
+        if schema is None or re.fullmatch(IDENTIFIER, str(schema)):
+            found.append((index, schema, target["table"], str(target.get("write_mode") or "replace_partition")))
+    return found
+
+
+def _target_name_problems(raw_sources: Any, warehouse_url: str | None, secrets: SecretStore | None) -> list[Problem]:
+    """Targets that are one table on the warehouse, a target that another's loads make (a day table, an index,
+    a staging table), and names the warehouse would cut; see warehouse_names.py."""
+    dialects, known = warehouse_names.warehouse_dialects(warehouse_url, secrets.lookup if secrets else None)
+    unknown = "" if known else " (the warehouse URL is not known here, so every supported warehouse is checked)"
+    targets = _targets(raw_sources)
+    problems: dict[int, str] = {}
+    for dialect in dialects:
+        for index, schema, table, mode in targets:
+            label = _source_label(raw_sources, index)
+            written = f"{schema}.{table}" if schema else table
+            too_long = warehouse_names.limit_message(dialect, schema, table, mode)
+            if too_long:
+                problems.setdefault(index, f"{label}, field 'target': {written}: {too_long}{unknown}")
+                continue
+            for other, other_schema, other_table, other_mode in targets:
+                theirs = f"sources[{other}], source {raw_sources[other].get('name')!r}"
+                other_written = f"{other_schema}.{other_table}" if other_schema else other_table
+                here, there = warehouse_names.physical(dialect, schema, table), warehouse_names.physical(dialect, other_schema, other_table)
+                if other < index and here == there:
+                    reason = warehouse_names.same_table_reason(dialect, (schema, table), (other_schema, other_table))
+                    problems.setdefault(index, (
+                        f"{label}, field 'target': {written} is already the target of {theirs}"
+                        + (f", as {other_written}" if other_written != written else "")
+                        + f": one table on {dialect} ({reason}){unknown}, and each source's loads would replace the other's rows "
+                        "(fix: give each source its own target table)"
+                    ))
+                made = [g for g in warehouse_names.generated(dialect, other_table, other_mode) if g.matches(warehouse_names.naming(dialect), table)]
+                if other != index and here[0] == there[0] and made:
+                    problems.setdefault(index, (
+                        f"{label}, field 'target': {written} is the name of the {made[0].what} ({made[0].shown}) that loads of {other_written}, "
+                        f"the target of {theirs}, make on {dialect}{unknown} (fix: give this source a table name that does not match "
+                        f"{', '.join(g.shown for g in warehouse_names.generated(dialect, other_table, other_mode))})"
+                    ))
+    return [(("sources", index, "target"), message) for index, message in sorted(problems.items())]
 
 
 def _strings(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
@@ -546,10 +580,11 @@ def _secret_problems(raw: Any, secrets: SecretStore) -> list[Problem]:
     return problems
 
 
-def load_sources(path: Path, secrets: SecretStore | None) -> SourcesFile:
+def load_sources(path: Path, secrets: SecretStore | None, warehouse_url: str | None = None) -> SourcesFile:
     """Parse and validate a sources file; raise one SourcesConfigError listing every problem.
 
-    With `secrets` None the file's `${NAME}` references are not looked up (checking a file away from its secrets)."""
+    With `secrets` None the file's `${NAME}` references are not looked up (checking a file away from its secrets).
+    Target names are checked against the warehouse at `warehouse_url`; against every supported one without it."""
     if not path.is_file():
         raise SourcesConfigError(f"sources file {path} does not exist (fix: point ETL_SOURCES_FILE at a sources YAML or workbook)")
     if path.suffix.lower() == ".xlsx":
@@ -561,7 +596,8 @@ def load_sources(path: Path, secrets: SecretStore | None) -> SourcesFile:
         sources = SourcesFile.model_validate(raw)
     except pydantic.ValidationError as err:
         problems += [_describe(e, raw_sources) for e in err.errors()]
-    problems += _duplicate_problems(raw_sources) + (_secret_problems(raw, secrets) if secrets else [])
+    problems += _duplicate_problems(raw_sources) + _target_name_problems(raw_sources, warehouse_url, secrets)
+    problems += _secret_problems(raw, secrets) if secrets else []
     if problems:
         raise SourcesConfigError(_report(path, locate, problems))
     return sources

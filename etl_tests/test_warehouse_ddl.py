@@ -64,7 +64,7 @@ def test_postgresql_keeps_zones_and_decimals():
 
 def test_azure_sql_finds_a_partition_through_a_btree_index():
     table = sa.Table("orders", sa.MetaData(), *lineage_columns(), schema="dw")
-    index = sa.schema.CreateIndex(partition_index(table))
+    index = sa.schema.CreateIndex(partition_index(table, "mssql"))
 
     assert str(index.compile(dialect=mssql.dialect())) == "CREATE INDEX ix_orders__partition ON dw.orders (_partition)"
 
