@@ -227,8 +227,19 @@ def column_clashes(dialect: str, columns: list[str], existing: Iterable[str] = (
     return problems
 
 
-def check_columns(dialect: str, table: str, columns: list[str], existing: Iterable[str] = ()) -> None:
-    problems = column_clashes(dialect, columns, existing)
+def reserved_clashes(dialect: str, columns: list[str], reserved: Iterable[str]) -> list[str]:
+    """Source columns named (as the warehouse compares names) like a column the load writes itself."""
+    rules = naming(dialect)
+    ours = {rules.fold(name): name for name in reserved}
+    return [
+        f"column {name!r} is {ours[rules.fold(name)]!r}, a column the load writes itself (fix: rename it in the source's query or contract)"
+        for name in columns
+        if rules.fold(name) in ours
+    ]
+
+
+def check_columns(dialect: str, table: str, columns: list[str], existing: Iterable[str] = (), reserved: Iterable[str] = ()) -> None:
+    problems = reserved_clashes(dialect, columns, reserved) + column_clashes(dialect, columns, existing)
     if problems:
         raise WarehouseNameError(f"loading {table}: {'; '.join(problems)}")
 

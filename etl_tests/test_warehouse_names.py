@@ -240,3 +240,13 @@ def test_which_columns_are_one_on_each_warehouse():
     assert column_clashes("postgresql", ["Amount", "amount"]) == []
     # SQLite folds A-Z only: Ü and ü are two columns there, one on SQL Server.
     assert column_clashes("sqlite", ["Ünï", "ünï"]) == [] and len(column_clashes("mssql", ["Ünï", "ünï"])) == 1
+
+
+@pytest.mark.parametrize("column, mode", [("_partition", "replace_partition"), ("_Loaded_At", "append"), ("_etl_row", "merge")])
+def test_a_source_column_named_like_one_the_load_writes_is_refused(workdir, column, mode):
+    """It would be overwritten by the day's lineage (or the merge's row number) without a word."""
+    engine = create_engine(sa.make_url(SQLITE))
+    day = pl.LazyFrame({"id": [1], column: ["the source's value"], "_source_file": ["f"]})
+
+    with pytest.raises(WarehouseNameError, match=f"column '{column}' is '{column.lower()}', a column the load writes itself"):
+        load_partition(engine, None, "orders", DAY, day, mode, ("id",) if mode == "merge" else ())
