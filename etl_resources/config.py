@@ -514,7 +514,7 @@ def _target_name_problems(raw_sources: Any, warehouse_url: str | None, secrets: 
     """Targets that are one table on the warehouse, a target that another's loads make (a day table, an index,
     a staging table), and names the warehouse would cut; see warehouse_names.py."""
     dialects, known = warehouse_names.warehouse_dialects(warehouse_url, secrets.lookup if secrets else None)
-    unknown = "" if known else " (the warehouse URL is not known here, so every supported warehouse is checked)"
+    unknown = "" if known else " (the warehouse URL is a secret not read here, so every supported warehouse's rules apply; etl-config validate takes --warehouse-url)"
     targets = _targets(raw_sources)
     problems: dict[int, str] = {}
     for dialect in dialects:

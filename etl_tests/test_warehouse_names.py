@@ -119,7 +119,7 @@ def test_without_a_known_warehouse_every_supported_ones_limit_applies(workdir):
     path = workdir / "sources.yaml"
     path.write_text(sources_yaml("sqlite:///x.db", ["x" * 64]))
 
-    with pytest.raises(SourcesConfigError, match="over postgresql's limit of 63 bytes.*every supported warehouse is checked"):
+    with pytest.raises(SourcesConfigError, match="over postgresql's limit of 63 bytes.*every supported warehouse's rules apply"):
         load_sources(path, None, "${WAREHOUSE_URL}")
     assert load_sources(path, None, SQLITE).sources[0].target.table == "x" * 64
 
@@ -250,3 +250,12 @@ def test_a_source_column_named_like_one_the_load_writes_is_refused(workdir, colu
 
     with pytest.raises(WarehouseNameError, match=f"column '{column}' is '{column.lower()}', a column the load writes itself"):
         load_partition(engine, None, "orders", DAY, day, mode, ("id",) if mode == "merge" else ())
+
+
+def test_a_warehouse_url_that_is_one_secret_is_read_for_its_naming_rules(platform, source_db, postgres, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_URL", postgres.url())
+    defs = platform.configure(sources_yaml(source_db, ["sales.orders", "finance.orders"]), warehouse_url="${WAREHOUSE_URL}")
+
+    assert {key.to_user_string() for asset in defs.assets for key in asset.keys} >= {"warehouse/sales/orders", "warehouse/finance/orders"}
+    monkeypatch.setenv("WAREHOUSE_URL", SQLITE)
+    assert "one table on sqlite" in refusal(platform, source_db, ["sales.orders", "finance.orders"], "${WAREHOUSE_URL}")
