@@ -119,6 +119,11 @@ def merge_stage(dialect: str, table: str) -> str:
     return rules.fitted("", table, MERGE_SUFFIX)
 
 
+def sql_text(statement: str) -> sa.TextClause:
+    """`text()` of a statement holding quoted names, where a colon is the name's (a column `x :y`), not a parameter's."""
+    return sa.text(statement.replace(":", "\\:"))
+
+
 @dataclass(frozen=True)
 class Generated:
     """A name a load of some target makes; `day` when it holds a day's eight digits after `prefix`."""

@@ -76,7 +76,7 @@ def table_plan(
     for col in added:
         column = sa.Column(col, sql_type(frame_schema[col]))
         definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
-        ddl.append(sa.text(f"ALTER TABLE {_qualified(conn, table)} {keyword} {definition}"))
+        ddl.append(warehouse_names.sql_text(f"ALTER TABLE {_qualified(conn, table)} {keyword} {definition}"))
         table.append_column(column)
     return ddl, table, added
 

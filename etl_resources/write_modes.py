@@ -86,7 +86,7 @@ def upsert_statement(dialect: sa.Dialect, table: sa.Table, stage: sa.Table, keys
         insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table).from_select(columns, latest)
         return insert.on_conflict_do_update(index_elements=list(keys), set_={column: insert.excluded[column] for column in updated})
     if dialect.name == "mssql":
-        return sa.text(_tsql_merge(dialect, table, stage, keys, columns, updated, latest))
+        return warehouse_names.sql_text(_tsql_merge(dialect, table, stage, keys, columns, updated, latest))
     raise WriteModeError(f"write_mode merge is not supported on {dialect.name} (fix: use PostgreSQL, SQLite or Azure SQL, or write_mode append)")
 
 

@@ -22,7 +22,7 @@ from etl_tests.servers import REPO
 
 DAY, OTHER_DAY = "2026-11-01", "2026-11-02"
 SQLITE = "sqlite:///warehouse.db"
-AWKWARD = ["rate%", "a b", "it's", '"q"', "Ünï"]
+AWKWARD = ["rate%", "a b", "it's", '"q"', "Ünï", "x :y"]
 
 
 def sources_yaml(connection: str, targets: list[str], query: str = "SELECT 1 AS id") -> str:
@@ -197,7 +197,8 @@ def test_a_column_differing_in_case_from_one_the_table_has_is_refused_on_sqlite(
 @pytest.mark.parametrize("mode", ["replace_partition", "merge", "append"])
 @pytest.mark.parametrize("warehouse", ["sqlite", "postgresql"])
 def test_awkward_column_names_arrive_exactly(workdir, postgres, warehouse, mode):
-    """`%`, spaces, quotes, case and non-ASCII letters, in a new table and as columns the source grew."""
+    """`%`, spaces, quotes, case, non-ASCII letters and a colon (which SQLAlchemy's text() would take for a
+    parameter), in a new table and as columns the source grew."""
     url = SQLITE if warehouse == "sqlite" else postgres.url(postgres.create_database("awkward"))
     engine = create_engine(sa.make_url(url))
     keys = ("id",) if mode == "merge" else ()
@@ -205,7 +206,7 @@ def test_awkward_column_names_arrive_exactly(workdir, postgres, warehouse, mode)
     def day(number: int, columns: list[str]) -> pl.LazyFrame:
         return pl.LazyFrame({"id": [number], **{name: [f"{name} on {number}"] for name in columns}, "_source_file": ["f"]})
 
-    load_partition(engine, None, "awkward", DAY, day(1, AWKWARD[:2]), mode, keys)
+    load_partition(engine, None, "awkward", DAY, day(1, AWKWARD[:1]), mode, keys)
     load_partition(engine, None, "awkward", OTHER_DAY, day(2, AWKWARD), mode, keys)
 
     with engine.connect() as conn:
