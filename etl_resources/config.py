@@ -497,54 +497,18 @@ def _duplicate_problems(raw_sources: Any) -> list[Problem]:
     return problems
 
 
-def _targets(raw_sources: Any) -> list[tuple[int, str | None, str, str]]:
-    """(index, schema, table, write mode) of every entry whose target names are safe (others are reported as such)."""
-    found = []
+def _target_name_problems(raw_sources: Any, warehouse_url: str | None, secrets: SecretStore | None) -> list[Problem]:
+    """Targets that are one table on the warehouse, or another target's generated name, or too long there.
+    Targets whose names are not safe are left to the model's own message."""
+    dialects, known = warehouse_names.warehouse_dialects(warehouse_url, secrets.lookup if secrets else None)
+    targets = []
     for index, entry in _entries(raw_sources):
         target = entry.get("target")
-        if not isinstance(target, dict) or not re.fullmatch(IDENTIFIER, str(target.get("table"))):
-            continue
-        schema = target.get("schema")
-        if schema is None or re.fullmatch(IDENTIFIER, str(schema)):
-            found.append((index, schema, target["table"], str(target.get("write_mode") or "replace_partition")))
-    return found
-
-
-def _target_name_problems(raw_sources: Any, warehouse_url: str | None, secrets: SecretStore | None) -> list[Problem]:
-    """Targets that are one table on the warehouse, a target that another's loads make (a day table, an index,
-    a staging table), and names the warehouse would cut; see warehouse_names.py."""
-    dialects, known = warehouse_names.warehouse_dialects(warehouse_url, secrets.lookup if secrets else None)
-    unknown = "" if known else " (the warehouse URL is a secret not read here, so every supported warehouse's rules apply; etl-config validate takes --warehouse-url)"
-    targets = _targets(raw_sources)
-    problems: dict[int, str] = {}
-    for dialect in dialects:
-        for index, schema, table, mode in targets:
+        if isinstance(target, dict) and all(re.fullmatch(IDENTIFIER, str(name)) for name in (target.get("table"), target.get("schema") or "_")):
+            mode = str(target.get("write_mode") or "replace_partition")
             label = _source_label(raw_sources, index)
-            written = f"{schema}.{table}" if schema else table
-            too_long = warehouse_names.limit_message(dialect, schema, table, mode)
-            if too_long:
-                problems.setdefault(index, f"{label}, field 'target': {written}: {too_long}{unknown}")
-                continue
-            for other, other_schema, other_table, other_mode in targets:
-                theirs = f"sources[{other}], source {raw_sources[other].get('name')!r}"
-                other_written = f"{other_schema}.{other_table}" if other_schema else other_table
-                here, there = warehouse_names.physical(dialect, schema, table), warehouse_names.physical(dialect, other_schema, other_table)
-                if other < index and here == there:
-                    reason = warehouse_names.same_table_reason(dialect, (schema, table), (other_schema, other_table))
-                    problems.setdefault(index, (
-                        f"{label}, field 'target': {written} is already the target of {theirs}"
-                        + (f", as {other_written}" if other_written != written else "")
-                        + f": one table on {dialect} ({reason}){unknown}, and each source's loads would replace the other's rows "
-                        "(fix: give each source its own target table)"
-                    ))
-                made = [g for g in warehouse_names.generated(dialect, other_table, other_mode) if g.matches(warehouse_names.naming(dialect), table)]
-                if other != index and here[0] == there[0] and made:
-                    problems.setdefault(index, (
-                        f"{label}, field 'target': {written} is the name of the {made[0].what} ({made[0].shown}) that loads of {other_written}, "
-                        f"the target of {theirs}, make on {dialect}{unknown} (fix: give this source a table name that does not match "
-                        f"{', '.join(g.shown for g in warehouse_names.generated(dialect, other_table, other_mode))})"
-                    ))
-    return [(("sources", index, "target"), message) for index, message in sorted(problems.items())]
+            targets.append(warehouse_names.TargetName(index, label, entry.get("name"), target.get("schema"), target["table"], mode))
+    return [(("sources", index, "target"), message) for index, message in warehouse_names.target_problems(dialects, known, targets)]
 
 
 def _strings(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:

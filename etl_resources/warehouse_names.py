@@ -249,6 +249,64 @@ def check_columns(dialect: str, table: str, columns: list[str], existing: Iterab
         raise WarehouseNameError(f"loading {table}: {'; '.join(problems)}")
 
 
+@dataclass(frozen=True)
+class TargetName:
+    """A source's target as written in the sources file, with how messages name the source."""
+
+    index: int
+    label: str
+    name: str | None
+    schema: str | None
+    table: str
+    write_mode: str
+
+    @property
+    def written(self) -> str:
+        return f"{self.schema}.{self.table}" if self.schema else self.table
+
+    @property
+    def other(self) -> str:
+        return f"sources[{self.index}], source {self.name!r}"
+
+
+def target_problems(dialects: tuple[str, ...], known: bool, targets: list[TargetName]) -> list[tuple[int, str]]:
+    """(index, message) for each target that is too long, is one table with an earlier target, or is a name
+    another target's loads make, on any of `dialects`; one message a target."""
+    unknown = "" if known else " (the warehouse URL is a secret not read here, so every supported warehouse's rules apply; etl-config validate takes --warehouse-url)"
+    problems: dict[int, str] = {}
+    for dialect in dialects:
+        for target in targets:
+            message = _limit_problem(dialect, target) or next(
+                (found for other in targets if other is not target and (found := _clash(dialect, target, other))), None
+            )
+            if message:
+                problems.setdefault(target.index, f"{target.label}, field 'target': {message}{unknown}")
+    return sorted(problems.items())
+
+
+def _limit_problem(dialect: str, target: TargetName) -> str | None:
+    problem = limit_message(dialect, target.schema, target.table, target.write_mode)
+    return f"{target.written}: {problem}" if problem else None
+
+
+def _clash(dialect: str, target: TargetName, other: TargetName) -> str | None:
+    here, there = physical(dialect, target.schema, target.table), physical(dialect, other.schema, other.table)
+    if here == there and other.index < target.index:
+        reason = same_table_reason(dialect, (target.schema, target.table), (other.schema, other.table))
+        return (
+            f"{target.written} is already the target of {other.other}" + (f", as {other.written}" if other.written != target.written else "")
+            + f": one table on {dialect} ({reason}), and each source's loads would replace the other's rows (fix: give each source its own target table)"
+        )
+    names = generated(dialect, other.table, other.write_mode)
+    made = next((name for name in names if name.matches(naming(dialect), target.table)), None)
+    if here[0] == there[0] and made:
+        return (
+            f"{target.written} is the name of the {made.what} ({made.shown}) that loads of {other.written}, the target of {other.other}, "
+            f"make on {dialect} (fix: give this source a table name that does not match {', '.join(name.shown for name in names)})"
+        )
+    return None
+
+
 def warehouse_dialects(url_template: str | None, lookup: Callable[[str], str | None] | None = None) -> tuple[tuple[str, ...], bool]:
     """The dialect(s) to check names against, and whether the warehouse was known. A URL that is one secret
     is looked up with `lookup` (name -> value or None) when given; when it cannot be read, every supported
