@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from etl_resources import warehouse_names
-from etl_resources.warehouse_names import LOAD_SUFFIX
 from etl_resources.warehouse_schema import LINEAGE_COLUMNS
 
 PARTITION_CHECK = "etl_partition_check"

@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, postgresql
 
 from etl_resources.audit import audit_log
-from etl_resources.partition_swap import LOAD_SUFFIX, files_pattern, partition_table_name
+from etl_resources.partition_swap import files_pattern, partition_table_name
 from etl_resources.type_mapping import sql_type
+from etl_resources.warehouse_names import LOAD_SUFFIX
 from etl_resources.warehouse_schema import lineage_columns, partition_index
 
 FRAME = pl.Schema(
