@@ -24,6 +24,7 @@ def build_definitions(sources_file: Path, secrets_file: str) -> dg.Definitions:
         secrets_file=secrets_file,
         key_vault_url=key_vault_url,
         warehouse_kind=database_kind(resources["warehouse"].url),
+        warehouse_url=resources["warehouse"].url,
     )
     return dg.Definitions.merge(dg.build_defs_for_component(component), dg.Definitions(resources=resources, sensors=[failure_alerts]))
 

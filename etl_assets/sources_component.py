@@ -21,9 +21,11 @@ class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
     secrets_file: str = DEFAULT_SECRETS_FILE
     key_vault_url: str | None = None
     warehouse_kind: str = "sql"
+    # Target names are checked against this warehouse's naming rules; None checks them against every supported one.
+    warehouse_url: str | None = None
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        config = load_sources(Path(self.sources_file), SecretStore(Path(self.secrets_file), self.key_vault_url))
+        config = load_sources(Path(self.sources_file), SecretStore(Path(self.secrets_file), self.key_vault_url), self.warehouse_url)
         sources = config.enabled
         jobs = {source.name: source_job(source) for source in sources}
         by_name = {source.name: source for source in sources}

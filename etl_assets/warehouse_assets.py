@@ -11,6 +11,7 @@ from etl_assets.partitions import backfill_policy, daily_partitions, existing_ke
 from etl_assets.raw_assets import raw_key
 from etl_resources.config import AnySource
 from etl_resources.warehouse import Warehouse, load_partition
+from etl_resources.warehouse_names import WarehouseNameError
 from etl_resources.warehouse_schema import effective_schema
 
 # Every load holds a warehouse connection; the instance's pool limit caps them across all runs.
@@ -55,6 +56,7 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
         # `partition` is a LazyFrame, or {day: LazyFrame} when the run covers several days (see LakeIOManager).
         by_key = partition if isinstance(partition, dict) else {existing_keys(context, partitions_def)[0]: partition}
         engine = warehouse.engine()
+        columns = None
         for key, frame in sorted(by_key.items()):
             started = dt.datetime.now(dt.UTC)
             reasons = source_gate_failures(context.instance, source, [key])
@@ -67,6 +69,12 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
                 raise failure
             try:
                 loaded = load_partition(engine, target.schema_, target.table, key, frame, target.write_mode, tuple(target.keys), context.log)
+                # Read back by the target's name before the audit says success: rows that landed anywhere else failed.
+                columns = table_schema(engine, target.schema_, target.table)
+            except WarehouseNameError as err:
+                failure = dg.Failure(description=f"source '{source.name}', {key}: {err}")
+                record_audit(context, warehouse, source, key, "load", started, error=failure)
+                raise failure from err
             except Exception as err:
                 record_audit(context, warehouse, source, key, "load", started, error=err)
                 raise
@@ -74,11 +82,6 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
             if loaded.added_columns:
                 context.log.info(f"{loaded.table}: added columns the source grew: {', '.join(loaded.added_columns)}")
             context.add_asset_metadata({"dagster/row_count": loaded.rows, "parquet_files": loaded.files}, partition_key=key)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/column_schema": table_schema(engine, target.schema_, target.table),
-                "warehouse": warehouse.display_url(),
-            }
-        )
+        return dg.MaterializeResult(metadata={"dagster/column_schema": columns, "warehouse": warehouse.display_url()})
 
     return _load

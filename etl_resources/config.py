@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from etl_resources import warehouse_names
 from etl_resources.secrets import SECRET_REF, SecretStore, secret_names
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -490,33 +491,30 @@ def _entries(raw_sources: Any) -> list[tuple[int, dict]]:
     return [(i, s) for i, s in enumerate(raw_sources) if isinstance(s, dict)] if isinstance(raw_sources, list) else []
 
 
-def _target_of(entry: dict) -> str | None:
-    target = entry.get("target")
-    if not isinstance(target, dict) or not target.get("table"):
-        return None
-    return f"{target.get('schema') or ''}.{target['table']}".lower()
-
-
 def _duplicate_problems(raw_sources: Any) -> list[Problem]:
     problems = []
     names: dict[Any, int] = {}
-    targets: dict[str, int] = {}
     for index, entry in _entries(raw_sources):
-        label = _source_label(raw_sources, index)
         name = entry.get("name")
         if name is not None and name in names:
+            label = _source_label(raw_sources, index)
             problems.append((("sources", index, "name"), f"{label}, field 'name': duplicate of sources[{names[name]}] (fix: give every source its own name)"))
         names.setdefault(name, index)
-        target = _target_of(entry)
-        if target in targets:
-            problems.append((
-                ("sources", index, "target"),
-                f"{label}, field 'target': {target.lstrip('.')} is already the target of sources[{targets[target]}] "
-                "(fix: give each source its own target table)",
-            ))
-        if target:
-            targets.setdefault(target, index)
     return problems
+
+
+def _target_name_problems(raw_sources: Any, warehouse_url: str | None, secrets: SecretStore | None) -> list[Problem]:
+    """Targets that are one table on the warehouse, or another target's generated name, or too long there.
+    Targets whose names are not safe are left to the model's own message."""
+    dialects, known = warehouse_names.warehouse_dialects(warehouse_url, secrets.lookup if secrets else None)
+    targets = []
+    for index, entry in _entries(raw_sources):
+        target = entry.get("target")
+        if isinstance(target, dict) and all(re.fullmatch(IDENTIFIER, str(name)) for name in (target.get("table"), target.get("schema") or "_")):
+            mode = str(target.get("write_mode") or "replace_partition")
+            label = _source_label(raw_sources, index)
+            targets.append(warehouse_names.TargetName(index, label, entry.get("name"), target.get("schema"), target["table"], mode))
+    return [(("sources", index, "target"), message) for index, message in warehouse_names.target_problems(dialects, known, targets)]
 
 
 def _strings(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
@@ -552,10 +550,11 @@ def _secret_problems(raw: Any, secrets: SecretStore) -> list[Problem]:
     return problems
 
 
-def load_sources(path: Path, secrets: SecretStore | None) -> SourcesFile:
+def load_sources(path: Path, secrets: SecretStore | None, warehouse_url: str | None = None) -> SourcesFile:
     """Parse and validate a sources file; raise one SourcesConfigError listing every problem.
 
-    With `secrets` None the file's `${NAME}` references are not looked up (checking a file away from its secrets)."""
+    With `secrets` None the file's `${NAME}` references are not looked up (checking a file away from its secrets).
+    Target names are checked against the warehouse at `warehouse_url`; against every supported one without it."""
     _check_is_file(path)
     raw, problems, locate = _workbook(path) if path.suffix.lower() == ".xlsx" else _yaml(path)
     raw_sources = raw.get("sources")
@@ -565,7 +564,8 @@ def load_sources(path: Path, secrets: SecretStore | None) -> SourcesFile:
         sources = SourcesFile.model_validate(raw)
     except pydantic.ValidationError as err:
         problems += [_describe(e, raw_sources) for e in err.errors()]
-    problems += _duplicate_problems(raw_sources) + _future_start_problems(raw) + (_secret_problems(raw, secrets) if secrets else [])
+    problems += _duplicate_problems(raw_sources) + _future_start_problems(raw) + _target_name_problems(raw_sources, warehouse_url, secrets)
+    problems += _secret_problems(raw, secrets) if secrets else []
     if problems:
         raise SourcesConfigError(_report(path, locate, problems))
     if not sources.enabled:

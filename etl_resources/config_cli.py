@@ -1,7 +1,7 @@
 """`etl-config`: check a sources file and say what it will build, or list every error at once with its line;
 and write the JSON Schema that editors use to complete and flag the YAML as it is typed.
 
-    etl-config validate sources.yaml|jobs.xlsx [--no-secrets]
+    etl-config validate sources.yaml|jobs.xlsx [--no-secrets] [--warehouse-url URL]
     etl-config schema [--output sources.schema.json]
     etl-config template --output jobs.xlsx
     etl-config convert sources.yaml jobs.xlsx   (or jobs.xlsx sources.yaml)
@@ -18,6 +18,7 @@ import yaml
 from etl_resources.config import AnySource, SourcesConfigError, SourcesFile, load_sources
 from etl_resources.excel_config import WorkbookError, read_rows, row_of, source_of, write_workbook
 from etl_resources.secrets import DEFAULT_SECRETS_FILE, KEY_VAULT_URL_ENV, SecretStore
+from etl_resources.warehouse import DEFAULT_WAREHOUSE_URL
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "sources.schema.json"
 
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("sources_file", type=Path)
     validate.add_argument("--secrets-file", default=os.environ.get("ETL_SECRETS_FILE", DEFAULT_SECRETS_FILE))
     validate.add_argument("--no-secrets", action="store_true", help="do not look the file's ${NAME} secrets up")
+    validate.add_argument(
+        "--warehouse-url", default=os.environ.get("ETL_WAREHOUSE_URL", DEFAULT_WAREHOUSE_URL), help="the warehouse whose naming rules the targets must fit"
+    )
     schema = commands.add_parser("schema", help="print (or write) the JSON Schema of a sources file")
     schema.add_argument("--output", type=Path)
     template = commands.add_parser("template", help="write an empty job-list workbook, its columns explained on a second sheet")
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     secrets = None if args.no_secrets else SecretStore(Path(args.secrets_file), os.environ.get(KEY_VAULT_URL_ENV))
     try:
-        sources = load_sources(args.sources_file, secrets)
+        sources = load_sources(args.sources_file, secrets, args.warehouse_url)
     except SourcesConfigError as err:
         print(err, file=sys.stderr)
         return 1

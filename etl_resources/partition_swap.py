@@ -8,17 +8,15 @@ replacing a day drops a table instead of deleting its rows and leaving them for 
 """
 
 import datetime as dt
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from etl_resources import warehouse_names
 from etl_resources.warehouse_schema import LINEAGE_COLUMNS
 
-MAX_IDENTIFIER = 63
-LOAD_SUFFIX = "_load"
 PARTITION_CHECK = "etl_partition_check"
 
 
@@ -31,11 +29,7 @@ class Lineage:
 
 def partition_table_name(table: str, partition_key: str) -> str:
     """`orders_p20261101`; long table names are cut and keep a hash, leaving room for the load suffix."""
-    suffix = "_p" + re.sub(r"\W", "", partition_key)
-    room = MAX_IDENTIFIER - len(LOAD_SUFFIX) - len(suffix)
-    if len(table) > room:
-        table = table[: room - 9] + "_" + hashlib.sha1(table.encode()).hexdigest()[:8]
-    return table + suffix
+    return warehouse_names.day_table("postgresql", table, partition_key)
 
 
 def files_pattern(files: set[str]) -> str:
@@ -60,7 +54,7 @@ class PartitionSwap:
         self.data_columns = data_columns
         self.partition = partition_table_name(parent.name, partition_key)
         self.stage = sa.Table(
-            self.partition + LOAD_SUFFIX, sa.MetaData(), *(sa.Column(name, parent.c[name].type) for name in data_columns), schema=parent.schema
+            warehouse_names.day_load_table("postgresql", parent.name, partition_key), sa.MetaData(), *(sa.Column(name, parent.c[name].type) for name in data_columns), schema=parent.schema
         )
 
     def _quote(self, name: str) -> str:

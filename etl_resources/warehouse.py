@@ -12,7 +12,7 @@ import polars as pl
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
-from etl_resources import pg_copy
+from etl_resources import pg_copy, warehouse_names
 from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
 from etl_resources.engines import create_engine
 from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, uses_fast_executemany
@@ -23,6 +23,7 @@ from etl_resources.secrets import SecretResolver
 from etl_resources.type_mapping import polars_dtype
 from etl_resources.warehouse_schema import LINEAGE_COLUMNS, ensure_table, is_partitioned, table_plan
 from etl_resources.write_modes import (
+    ROW_NUMBER,
     WriteModeError,
     ensure_keys_index,
     insert_batches,
@@ -35,6 +36,8 @@ from etl_resources.write_modes import (
 DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
 INSERT_CHUNK_ROWS = 10_000
 COPY_CHUNK_ROWS = 25_000
+# `_source_file` comes with the frame (the lake IO manager adds it); these the load adds.
+OWN_COLUMNS = tuple(name for name in LINEAGE_COLUMNS if name != "_source_file")
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -103,6 +106,7 @@ def replace_partition(
     `frame` carries a `_source_file` column. Table creation, new columns and the replace share one
     transaction, so a failed or killed load leaves the table as it was.
     """
+    _check_own_columns(engine, table_name, frame)
     loaded_at = dt.datetime.now(dt.UTC)
     frame = _nested_as_json(frame)
     progress = Progress(log, f"{table_name} {partition_key}")
@@ -133,6 +137,7 @@ def load_partition(
     """Load one day by the target's write mode (see write_modes.py); all or nothing, like the replace."""
     if write_mode == "replace_partition":
         return replace_partition(engine, schema, table_name, partition_key, frame, log)
+    _check_own_columns(engine, table_name, frame)
     frame = _with_lineage(_nested_as_json(frame), dt.datetime.now(dt.UTC), partition_key)
     columns = frame.collect_schema().names()
     missing = [key for key in keys if key not in columns]
@@ -155,6 +160,11 @@ def load_partition(
     if log:
         log.info(f"{table.fullname} {partition_key}: {write_mode} {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
+
+
+def _check_own_columns(engine: sa.Engine, table_name: str, frame: pl.LazyFrame) -> None:
+    """A source column named like the lineage or the merge's row number would be overwritten by it."""
+    warehouse_names.check_columns(engine.dialect.name, table_name, frame.collect_schema().names(), reserved=(*OWN_COLUMNS, ROW_NUMBER))
 
 
 def _insert_batches_of(conn: sa.Connection, frame: pl.LazyFrame, progress: Progress, files: set[str]) -> Iterator[pl.DataFrame]:

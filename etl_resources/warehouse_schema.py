@@ -3,6 +3,7 @@
 import polars as pl
 import sqlalchemy as sa
 
+from etl_resources import warehouse_names
 from etl_resources.type_mapping import sql_type
 
 LINEAGE_COLUMNS = ("_loaded_at", "_source_file", "_partition")
@@ -18,9 +19,9 @@ def lineage_columns() -> list[sa.Column]:
     ]
 
 
-def partition_index(table: sa.Table) -> sa.Index:
+def partition_index(table: sa.Table, dialect: str) -> sa.Index:
     """The index the per-partition delete uses (PostgreSQL tables are partitioned by `_partition` instead)."""
-    return sa.Index(f"ix_{table.name}__partition", table.c["_partition"])
+    return sa.Index(warehouse_names.partition_index(dialect, table.name), table.c["_partition"])
 
 
 def is_partitioned(conn: sa.Connection, schema: str | None, name: str) -> bool:
@@ -50,33 +51,38 @@ def table_plan(
     A new PostgreSQL table is partitioned by day unless `partitioned` is false; `unique_keys` get a unique
     index (a merge's upsert needs one)."""
     schema = effective_schema(conn, schema)
+    mode = "merge" if unique_keys else "replace_partition" if partitioned else "append"
+    warehouse_names.check_target(conn.dialect.name, schema, name, mode)
+    data_columns = [col for col in frame_schema.names() if col not in LINEAGE_COLUMNS]
     inspector = sa.inspect(conn)
     ddl: list[sa.Executable] = []
     if schema and not inspector.has_schema(schema):
         ddl.append(sa.schema.CreateSchema(schema))
     if not inspector.has_table(name, schema=schema):
+        warehouse_names.check_columns(conn.dialect.name, name, [*data_columns, *LINEAGE_COLUMNS])
         columns = [sa.Column(col, sql_type(dtype)) for col, dtype in frame_schema.items() if col not in LINEAGE_COLUMNS]
         if conn.dialect.name == "postgresql" and partitioned:
             table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema, postgresql_partition_by="LIST (_partition)")
             return [*ddl, sa.schema.CreateTable(table)], table, []
         table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema)
-        ddl += [sa.schema.CreateTable(table), sa.schema.CreateIndex(partition_index(table))]
+        ddl += [sa.schema.CreateTable(table), sa.schema.CreateIndex(partition_index(table, conn.dialect.name))]
         if unique_keys:
-            ddl.append(sa.schema.CreateIndex(keys_index(table, unique_keys)))
+            ddl.append(sa.schema.CreateIndex(keys_index(table, unique_keys, conn.dialect.name)))
         return ddl, table, []
     table = _reflect_columns(conn, schema, name)
-    added = [col for col in frame_schema.names() if col not in table.columns and col not in LINEAGE_COLUMNS]
+    warehouse_names.check_columns(conn.dialect.name, name, data_columns, [column.name for column in table.columns])
+    added = [col for col in data_columns if col not in table.columns]
     keyword = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
     for col in added:
         column = sa.Column(col, sql_type(frame_schema[col]))
         definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
-        ddl.append(sa.text(f"ALTER TABLE {_qualified(conn, table)} {keyword} {definition}"))
+        ddl.append(warehouse_names.sql_text(f"ALTER TABLE {_qualified(conn, table)} {keyword} {definition}"))
         table.append_column(column)
     return ddl, table, added
 
 
-def keys_index(table: sa.Table, keys: tuple[str, ...]) -> sa.Index:
-    return sa.Index(f"ux_{table.name}__keys", *(table.c[key] for key in keys), unique=True)
+def keys_index(table: sa.Table, keys: tuple[str, ...], dialect: str) -> sa.Index:
+    return sa.Index(warehouse_names.keys_index(dialect, table.name), *(table.c[key] for key in keys), unique=True)
 
 
 def ensure_table(

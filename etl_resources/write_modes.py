@@ -14,6 +14,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from etl_resources import warehouse_names
 from etl_resources.mssql_load import fast_insert, uses_fast_executemany
 from etl_resources.partition_swap import partition_table_name
 from etl_resources.warehouse_schema import is_partitioned, keys_index
@@ -54,12 +55,12 @@ def ensure_keys_index(conn: sa.Connection, table: sa.Table, keys: tuple[str, ...
     indexed += [constraint["column_names"] for constraint in inspector.get_unique_constraints(table.name, schema=table.schema)]
     indexed.append(inspector.get_pk_constraint(table.name, schema=table.schema).get("constrained_columns") or [])
     if not any(sorted(columns) == sorted(keys) for columns in indexed):
-        conn.execute(sa.schema.CreateIndex(keys_index(table, keys)))
+        conn.execute(sa.schema.CreateIndex(keys_index(table, keys, conn.dialect.name)))
 
 
 def stage_table(conn: sa.Connection, table: sa.Table, columns: list[str]) -> sa.Table:
     """A temporary table for the day's rows, numbered in arrival order so the last row of a key can win."""
-    name = f"#{table.name}__merge" if conn.dialect.name == "mssql" else f"{table.name}__merge"
+    name = warehouse_names.merge_stage(conn.dialect.name, table.name)
     prefixes = [] if conn.dialect.name == "mssql" else ["TEMPORARY"]
     stage = sa.Table(
         name, sa.MetaData(), *(sa.Column(column, table.c[column].type) for column in columns), sa.Column(ROW_NUMBER, sa.BigInteger()), prefixes=prefixes
@@ -85,7 +86,7 @@ def upsert_statement(dialect: sa.Dialect, table: sa.Table, stage: sa.Table, keys
         insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table).from_select(columns, latest)
         return insert.on_conflict_do_update(index_elements=list(keys), set_={column: insert.excluded[column] for column in updated})
     if dialect.name == "mssql":
-        return sa.text(_tsql_merge(dialect, table, stage, keys, columns, updated, latest))
+        return warehouse_names.sql_text(_tsql_merge(dialect, table, stage, keys, columns, updated, latest))
     raise WriteModeError(f"write_mode merge is not supported on {dialect.name} (fix: use PostgreSQL, SQLite or Azure SQL, or write_mode append)")
 
 

@@ -7,8 +7,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, postgresql
 
 from etl_resources.audit import audit_log
-from etl_resources.partition_swap import LOAD_SUFFIX, files_pattern, partition_table_name
+from etl_resources.partition_swap import files_pattern, partition_table_name
 from etl_resources.type_mapping import sql_type
+from etl_resources.warehouse_names import LOAD_SUFFIX
 from etl_resources.warehouse_schema import lineage_columns, partition_index
 
 FRAME = pl.Schema(
@@ -64,7 +65,7 @@ def test_postgresql_keeps_zones_and_decimals():
 
 def test_azure_sql_finds_a_partition_through_a_btree_index():
     table = sa.Table("orders", sa.MetaData(), *lineage_columns(), schema="dw")
-    index = sa.schema.CreateIndex(partition_index(table))
+    index = sa.schema.CreateIndex(partition_index(table, "mssql"))
 
     assert str(index.compile(dialect=mssql.dialect())) == "CREATE INDEX ix_orders__partition ON dw.orders (_partition)"
 
