@@ -7,6 +7,8 @@ integer to a float or decimal and a coarser timestamp to a finer one when every 
 trip, and lists and structs field by field. Anything else (int then string, a time zone that changes) fails.
 """
 
+from collections.abc import Mapping
+
 import polars as pl
 
 UNITS = {"ms": 0, "us": 1, "ns": 2}
@@ -83,9 +85,9 @@ class DaySchema:
     def schema(self) -> pl.Schema:
         return pl.Schema(self.types)
 
-    def admit(self, frame: pl.DataFrame, batch: int) -> None:
-        """Widen the schema to take `frame`'s types, or fail naming the column and both types."""
-        for name, dtype in frame.schema.items():
+    def admit(self, schema: Mapping[str, pl.DataType], batch: int) -> None:
+        """Widen the schema to take a batch's types, or fail naming the column and both types."""
+        for name, dtype in schema.items():
             known = self.types.get(name)
             if known is None or known == pl.Null:
                 self.types[name], self.seen_in[name] = dtype, (batch, dtype)
@@ -100,6 +102,8 @@ class DaySchema:
 
     def conform(self, frame: pl.DataFrame, batch: int) -> pl.DataFrame:
         """`frame` with every column of the schema, in its order and types; missing ones are null."""
+        if frame.schema == self.schema:
+            return frame
         columns = []
         for name, dtype in self.types.items():
             if name not in frame.columns:

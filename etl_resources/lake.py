@@ -140,7 +140,7 @@ def write_partition(
             if frame.height == 0 and parts:
                 continue
             # An empty batch says nothing about its columns' types; only its names join the schema.
-            day.admit(frame if frame.height else frame.cast({name: pl.Null for name in frame.columns}), batch)
+            day.admit(frame.schema if frame.height else dict.fromkeys(frame.columns, pl.Null), batch)
             if frame.height:
                 frame = day.conform(frame, batch)
             path = f"{staging}/part-{len(parts):05d}.parquet"

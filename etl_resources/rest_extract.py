@@ -282,6 +282,9 @@ class Session:
                 raise RestSourceError(f"source '{source.name}', field 'base_url': {err} (fix: start it with https:// or http://)") from None
             except httpx.TransportError as err:
                 reason = f"{type(err).__name__}: {err}"
+            except (httpx.HTTPError, httpx.InvalidURL) as err:
+                # Not a passing fault (a body that cannot be decoded, a malformed URL): fail at once, named.
+                raise self.fail(url, f"{type(err).__name__}: {err} (fix: check `base_url`, `path` and the API's answers)") from None
             else:
                 status = page.response.status_code
                 if status < 400:
