@@ -206,7 +206,8 @@ class Session:
     client: httpx.Client
     credentials: Credentials
     log: logging.Logger
-    deadline: float = 0.0
+    deadline: float = field(init=False)
+    home: tuple[str, str, int | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.deadline = time.monotonic() + self.source.retry.max_total_seconds
@@ -246,12 +247,11 @@ class Session:
         first = request = self.request(url, params)
         for _ in range(MAX_REDIRECTS + 1):
             if origin(request.url) != self.home and self.source.follow_redirects != "any":
-                what = "redirects" if request is not first else "points"
+                problem = "is on another origin than `base_url`" if request is first else f"redirects to another origin, {self.shown(request.url)}"
                 raise self.fail(
                     first.url,
-                    f"{what} to another origin, {self.shown(request.url)}; not followed "
-                    "(fix: correct `base_url`, or set `follow_redirects: any` if that origin is to be trusted; "
-                    "credentials are never sent there)",
+                    f"{problem}; not followed (fix: correct `base_url`, or set `follow_redirects: any` if that origin "
+                    "is to be trusted; credentials are never sent there)",
                 )
             mine = origin(request.url) == self.home
             response = self.client.send(request, auth=self.credentials.auth if mine else None, stream=True)
@@ -307,7 +307,7 @@ class Session:
         raise AssertionError("unreachable")
 
 
-class Progress:
+class Walk:
     """What a paginated walk has seen, to stop an API that hands out the same page, cursor or URL again."""
 
     def __init__(self, session: Session):
@@ -353,7 +353,7 @@ def extract_rest(source: RestSource, secrets: SecretStore, window: tuple[dt.date
     page_number, offset = paging.first_page, 0
     with client:
         session = Session(source, client, credentials, log)
-        walk = Progress(session)
+        walk = Walk(session)
         while True:
             if paging.type == "page":
                 params |= {paging.page_param: page_number, paging.size_param: paging.page_size}

@@ -13,7 +13,8 @@ Routes (records are {"id": n, "name": ..., "device": {...}} for ids 1..`record_c
 
 Faults: `redirect_to` answers every GET with a 301 to that origin (same path and query); `stuck` makes /page
 and /offset ignore their parameters, and /cursor and /next hand out the same cursor and URL on every page; `drip_seconds`
-sends each body one byte at a time; `string_ids_after` sends ids above it as strings.
+sends each body one byte at a time; `string_ids_after` sends ids above it as strings; `next_origin` puts
+/next and /link's next-page URLs on that origin.
 """
 
 import base64
@@ -50,6 +51,7 @@ class ApiState:
     stuck: bool = False
     drip_seconds: float = 0.0
     string_ids_after: int | None = None
+    next_origin: str | None = None
     requests: list[str] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     tokens_issued: int = 0
@@ -143,7 +145,7 @@ def make_handler(state: ApiState):
                 if len(state.requests) > STUCK_LIMIT:
                     return self.send_json(410, {"error": "this test server stops answering a stuck client here"})
                 query = {} if route in ("/page", "/offset") else query
-            base = f"http://127.0.0.1:{self.server.server_port}"
+            base = state.next_origin or f"http://127.0.0.1:{self.server.server_port}"
             match route:
                 case "/page":
                     page, size = int(query.get("page", 1)), int(query.get("page_size", PAGE))

@@ -182,6 +182,20 @@ def test_an_allowed_cross_origin_redirect_gets_no_credentials(api, elsewhere, wo
     assert credentials_seen(elsewhere) == []
 
 
+@pytest.mark.parametrize("path", ["/next", "/link"])
+def test_a_next_page_url_on_another_origin_is_refused(api, elsewhere, workdir, path):
+    api.state.auth, api.state.next_origin = "api_key_query", elsewhere.url
+
+    with pytest.raises(RestSourceError) as raised:
+        ids(source(api, path, auth=AUTH["api_key_query"]), workdir)
+
+    message = str(raised.value)
+    assert message.startswith(f"source 'things': {elsewhere.url}{path}?") and "is on another origin than `base_url`" in message
+    assert "s3cret" not in message and elsewhere.state.requests == []
+    assert ids(source(api, path, auth=AUTH["api_key_query"], follow_redirects="any"), workdir) == list(range(1, 26))
+    assert credentials_seen(elsewhere) == []
+
+
 @pytest.mark.parametrize("style", ["api_key_header", "api_key_query", "oauth2"])
 def test_a_same_origin_redirect_is_followed_with_credentials(api, workdir, style):
     api.state.auth = style
