@@ -271,3 +271,38 @@ def test_a_field_whose_type_changes_between_pages_fails_the_day(api, workdir):
     assert "raw/things 2026-11-01: column 'id' is int64 in batch 1 and string in batch 2" in message
     assert "declare its type in the source's contract" in message
     assert read_manifest(lake, "raw/things", "2026-11-01") is None
+
+
+def things_yaml(api, contract: str = "") -> str:
+    return f"""
+sources:
+  - name: things
+    kind: rest
+    base_url: {api.url}
+    path: /page
+    auth: {{type: api_key, name: X-API-KEY, value: "${{API_SECRET}}"}}
+    pagination: {{type: page, page_size: 10}}
+    start_date: 2026-11-01
+    target: {{table: things}}
+{contract}"""
+
+
+def test_a_type_change_between_pages_fails_the_run_and_a_contract_fixes_it(platform, api):
+    """The whole step, as a user runs it: the day fails with the column named, nothing reaches the lake or the
+    warehouse; with the column's type declared, every page lands as one schema."""
+    api.state.string_ids_after = 10
+    defs = platform.configure(things_yaml(api))
+
+    failed = platform.materialize(defs, "2026-11-01", raise_on_error=False)
+
+    assert not failed.success
+    audit = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log")
+    assert [(step, status) for step, status, _ in audit] == [("extract", "failure")]
+    assert "raw/things 2026-11-01: column 'id' is int64 in batch 1 and string in batch 2" in audit[0][2]
+    assert platform.manifest(defs, "raw/things", "2026-11-01") is None
+
+    contract = "    contract:\n      columns:\n        id: {type: string, required: true}\n"
+    defs = platform.configure(things_yaml(api, contract))
+    assert platform.materialize(defs, "2026-11-01").success
+    assert platform.manifest(defs, "raw/things", "2026-11-01")["schema"]["id"] == "string"
+    assert sorted(int(row[0]) for row in platform.query(defs, "SELECT id FROM things")) == list(range(1, 26))
