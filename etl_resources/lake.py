@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import fsspec
 import polars as pl
 
-from etl_resources.day_schema import DaySchema, LakeSchemaError, type_name
+from etl_resources.day_schema import DaySchema, type_name
 from etl_resources.prefetch import ReadAhead
 from etl_resources.progress import Progress
 
@@ -26,7 +26,6 @@ MANIFEST = "_manifest.json"
 # zstd at level 1 writes about 1.6x faster than polars' default level 3 for a few percent more bytes;
 # Synapse, Databricks, DuckDB and Spark all read it.
 PARQUET_ZSTD_LEVEL = 1
-__all__ = ["LakeSchemaError", "type_name"]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from etl_assets.partitions import daily_partitions, range_tags
-from etl_resources.lake import LakeSchemaError, partition_files, read_manifest, scan_partition, write_partition
+from etl_resources.day_schema import LakeSchemaError
+from etl_resources.lake import partition_files, read_manifest, scan_partition, write_partition
 from etl_resources.lake_io_manager import LakeIOManager
 from etl_tests.servers import AZURITE_KEY
 

@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from etl_resources.config import RestSource
-from etl_resources.lake import LakeSchemaError, open_lake, read_manifest, write_partition
+from etl_resources.day_schema import LakeSchemaError
+from etl_resources.lake import open_lake, read_manifest, write_partition
 from etl_resources.rest_extract import RestSourceError, extract_rest
 from etl_resources.secrets import SecretStore
 from etl_tests.api_server import ApiServer, ApiState
