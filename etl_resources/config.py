@@ -267,6 +267,8 @@ class Pagination(BaseModel):
     cursor_header: str | None = None
     next_url_path: str | None = None
     total_path: str | None = None
+    # A guard against an API that never says "last page"; reaching it fails the day rather than cutting it short.
+    max_pages: int = Field(default=10_000, ge=1)
 
     @model_validator(mode="after")
     def _style_fields(self) -> "Pagination":
@@ -283,7 +285,8 @@ class Retry(BaseModel):
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_seconds: float = Field(default=1.0, ge=0)
     max_backoff_seconds: float = Field(default=30.0, ge=0)
-    max_total_seconds: float = Field(default=300.0, gt=0)
+    # The whole day's extract: every page, retry, wait and response body.
+    max_total_seconds: float = Field(default=3600.0, gt=0)
     timeout_seconds: float = Field(default=30.0, gt=0)
 
 
@@ -301,6 +304,8 @@ class RestSource(BaseSource):
     nested: Literal["json", "flatten"] = "json"
     retry: Retry = Retry()
     page_delay_seconds: float = Field(default=0.0, ge=0)
+    # Redirects and next-page URLs to another scheme, host or port; credentials never go there either way.
+    follow_redirects: Literal["same_origin", "any"] = "same_origin"
 
     @property
     def protocol(self) -> str:

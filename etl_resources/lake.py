@@ -3,7 +3,7 @@
 Layout of a dataset partition:
     <root>/<dataset>/date=YYYY-MM-DD/part-<write id>-NNNNN.parquet
     <root>/<dataset>/date=YYYY-MM-DD/_manifest.json   (the commit record: which files make the partition)
-Writes go to <root>/<dataset>/_staging/<write id>/ first; see `write_partition`.
+Writes go to <root>/<dataset>/_staging/date=YYYY-MM-DD/<write id>/ first; see `write_partition`.
 """
 
 import datetime as dt
@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import fsspec
 import polars as pl
 
+from etl_resources.day_schema import DaySchema, type_name
 from etl_resources.prefetch import ReadAhead
 from etl_resources.progress import Progress
 
@@ -100,27 +101,11 @@ def _azure_filesystem(account: str, account_key: str | None, endpoint: str | Non
     return fs, polars_options
 
 
-def type_name(dtype: pl.DataType) -> str:
-    """Short Parquet-style names for the UI's column table (`timestamp[us, UTC]`, `decimal(12,2)`, `int64`)."""
-    if isinstance(dtype, pl.Datetime):
-        return f"timestamp[{dtype.time_unit}{', ' + dtype.time_zone if dtype.time_zone else ''}]"
-    if isinstance(dtype, pl.Decimal):
-        return f"decimal({dtype.precision},{dtype.scale})"
-    return str(dtype).lower()
-
-
-def _unify(schema: pl.Schema | None, frame: pl.DataFrame) -> tuple[pl.Schema, pl.DataFrame]:
-    """Keep one schema across a partition's batches: a column that is all-null in one batch keeps its known type."""
-    if schema is None:
-        return frame.schema, frame
-    casts = {name: dtype for name, dtype in schema.items() if name in frame.schema and frame.schema[name] == pl.Null and dtype != pl.Null}
-    if casts:
-        frame = frame.cast(casts)
-    merged = dict(schema)
-    for name, dtype in frame.schema.items():
-        if merged.get(name, pl.Null) == pl.Null:
-            merged[name] = dtype
-    return pl.Schema(merged), frame
+@dataclass(frozen=True)
+class StagedPart:
+    path: str
+    schema: pl.Schema
+    rows: int
 
 
 def write_partition(
@@ -132,33 +117,41 @@ def write_partition(
 ) -> PartitionWrite:
     """Write one partition so that readers see either the old files or the new ones, never a half.
 
-    Parts are written under `_staging/<write id>/`; only when every batch is written are they moved into
-    `date=<key>/` and `_manifest.json` rewritten to list them (one blob put: the commit point). Files of the
-    previous write are then deleted. Readers go through the manifest, so an interrupted write is invisible.
+    Parts are written under `_staging/date=<key>/<write id>/`; only when every batch is written are they moved
+    into `date=<key>/` and `_manifest.json` rewritten to list them (one blob put: the commit point). Files of the
+    previous write, and staging folders that earlier writes of this day left behind, are then deleted. Readers
+    go through the manifest, so an interrupted write is invisible.
+
+    Every part of a day has one schema: batches are reconciled as they come (`DaySchema`), and parts written
+    before a column was widened are rewritten, one at a time, before the commit.
     """
     fs = lake.fs
     write_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    staging = f"{lake.dataset_dir(dataset)}/_staging/{write_id}"
-    staged: list[str] = []
-    schema: pl.Schema | None = None
-    rows = 0
-    progress = Progress(log, f"{dataset} {partition_key}")
+    day_staging = f"{lake.dataset_dir(dataset)}/_staging/date={partition_key}"
+    staging = f"{day_staging}/{write_id}"
+    label = f"{dataset} {partition_key}"
+    day = DaySchema(label)
+    parts: list[StagedPart] = []
+    progress = Progress(log, label)
     batches = ReadAhead(frames)
     try:
-        for frame in batches:
-            schema, frame = _unify(schema, frame)
-            if frame.height == 0 and staged:
+        for batch, frame in enumerate(batches, start=1):
+            if frame.height == 0 and parts:
                 continue
-            path = f"{staging}/part-{len(staged):05d}.parquet"
-            with fs.open(path, "wb") as fh:
-                frame.write_parquet(fh, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, statistics=True)
-            staged.append(path)
-            rows += frame.height
+            # An empty batch says nothing about its columns' types; only its names join the schema.
+            day.admit(frame.schema if frame.height else dict.fromkeys(frame.columns, pl.Null), batch)
+            if frame.height:
+                frame = day.conform(frame, batch)
+            path = f"{staging}/part-{len(parts):05d}.parquet"
+            _write_parquet(fs, path, frame)
+            parts.append(StagedPart(path, frame.schema, frame.height))
             progress.add(frame.height)
-        if not staged:
-            raise ValueError(f"{dataset} {partition_key}: the extract yielded no batch at all, not even an empty one")
-        final = [_commit_file(fs, path, lake.partition_dir(dataset, partition_key), write_id) for path in staged]
+        if not parts:
+            raise ValueError(f"{label}: the extract yielded no batch at all, not even an empty one")
+        schema = _reconcile(fs, day, parts)
+        final = [_commit_file(fs, part.path, lake.partition_dir(dataset, partition_key), write_id) for part in parts]
         sizes = [fs.size(path) for path in final]
+        rows = sum(part.rows for part in parts)
         manifest = {
             "write_id": write_id,
             "written_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -167,14 +160,40 @@ def write_partition(
             "schema": {name: type_name(dtype) for name, dtype in schema.items()},
         }
         fs.pipe_file(f"{lake.partition_dir(dataset, partition_key)}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
-    finally:
+    except BaseException as err:
         # Closing the stream now, not at garbage collection, releases the source's connection and cursor.
         batches.close()
-        _remove(fs, staging)
+        _clean_up(lake, staging, log, failure=err)
+        raise
+    batches.close()
+    _clean_up(lake, staging, log)
     _remove_stale(fs, lake.partition_dir(dataset, partition_key), keep=set(manifest["files"]) | {MANIFEST})
+    _remove_earlier_staging(lake, day_staging, write_id, log)
     if log:
-        log.info(f"{dataset} {partition_key}: committed {progress.summary()} in {len(final)} file(s)")
+        log.info(f"{label}: committed {progress.summary()} in {len(final)} file(s)")
     return PartitionWrite(partition_key=partition_key, files=final, rows=rows, bytes=sum(sizes), schema=schema)
+
+
+def _write_parquet(fs: fsspec.AbstractFileSystem, path: str, frame: pl.DataFrame) -> None:
+    with fs.open(path, "wb") as fh:
+        frame.write_parquet(fh, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL, statistics=True)
+
+
+def _reconcile(fs: fsspec.AbstractFileSystem, day: DaySchema, parts: list[StagedPart]) -> pl.Schema:
+    """Rewrite the staged parts written before a later batch widened a column; returns the day's schema."""
+    if not any(part.rows for part in parts):
+        return parts[0].schema
+    schema = day.schema
+    for batch, part in enumerate(parts, start=1):
+        if part.schema == schema:
+            continue
+        if part.rows:
+            with fs.open(part.path, "rb") as fh:
+                frame = day.conform(pl.read_parquet(fh), batch)
+        else:
+            frame = pl.DataFrame(schema=schema)
+        _write_parquet(fs, part.path, frame)
+    return schema
 
 
 def _commit_file(fs: fsspec.AbstractFileSystem, staged: str, partition_dir: str, write_id: str) -> str:
@@ -188,6 +207,35 @@ def _commit_file(fs: fsspec.AbstractFileSystem, staged: str, partition_dir: str,
 def _remove(fs: fsspec.AbstractFileSystem, path: str) -> None:
     if fs.exists(path):
         fs.rm(path, recursive=True)
+
+
+def _clean_up(lake: Lake, staging: str, log: logging.Logger | None, failure: BaseException | None = None) -> None:
+    """Remove a write's staging folder. If that fails, the write's own error (if any) stays the one raised:
+    the cleanup's is logged and added to it as a note, and the next write of the day removes the folder."""
+    try:
+        _remove(lake.fs, staging)
+    except Exception as err:
+        note = f"could not remove the staged parts at {lake.display(staging)} ({type(err).__name__}: {err}); the next write of this day removes them"
+        if failure is not None:
+            failure.add_note(note)
+        if log:
+            log.warning(note)
+
+
+def _remove_earlier_staging(lake: Lake, day_staging: str, write_id: str, log: logging.Logger | None) -> None:
+    """Staging folders of this day's earlier writes that could not clean up after themselves (a crash, a
+    failed delete). Write ids start with their UTC start time, so a write that started later is left alone."""
+    try:
+        leftovers = [path for path in lake.fs.ls(day_staging, detail=False) if path.rstrip("/").rsplit("/", 1)[1] < write_id]
+    except FileNotFoundError:
+        return
+    for path in leftovers:
+        _clean_up(lake, path, log)
+    try:
+        if not lake.fs.ls(day_staging, detail=False):
+            lake.fs.rm(day_staging, recursive=True)
+    except OSError:
+        pass  # gone already, or not a folder on this store: nothing is left to read either way
 
 
 def _remove_stale(fs: fsspec.AbstractFileSystem, partition_dir: str, keep: set[str]) -> None:

@@ -7,7 +7,8 @@ import dagster as dg
 import polars as pl
 from pydantic import PrivateAttr
 
-from etl_resources.lake import Lake, PartitionWrite, open_lake, scan_partition, type_name, write_partition
+from etl_resources.day_schema import type_name
+from etl_resources.lake import Lake, PartitionWrite, open_lake, scan_partition, write_partition
 from etl_resources.secrets import redact
 
 DEFAULT_LAKE_URL = ".etl/lake"
@@ -90,7 +91,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
             except Exception as err:
                 stream.on_failure(err)
                 if not stream.retryable(err):
-                    raise dg.Failure(description=redact(f"{type(err).__name__}: {err}"), allow_retries=False) from err
+                    # The notes say what else went wrong on the way out (a staging folder that could not be removed).
+                    notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", []))
+                    raise dg.Failure(description=redact(f"{type(err).__name__}: {err}{notes}"), allow_retries=False) from err
                 raise
             context.step_context.add_asset_metadata(write_metadata(lake, written), asset_key=context.asset_key, partition_key=key)
 

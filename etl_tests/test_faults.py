@@ -151,7 +151,7 @@ def test_a_lake_write_killed_mid_way_leaves_the_previous_partition(platform, pos
     write = run_in_subprocess(workdir, RAW)
     staging = Path(lake.dataset_dir(RAW)) / "_staging"
     deadline = time.monotonic() + 60
-    while not list(staging.glob("*/part-00010.parquet")):
+    while not list(staging.rglob("part-00010.parquet")):
         assert time.monotonic() < deadline and write.poll() is None, "the write never got under way"
         time.sleep(0.005)
     write.kill()
@@ -162,6 +162,7 @@ def test_a_lake_write_killed_mid_way_leaves_the_previous_partition(platform, pos
     assert scan_partition(lake, RAW, DAY).select("id").collect().height == ROWS
     assert platform.materialize(defs, DAY, selection=[RAW]).success
     assert platform.manifest(defs, RAW, DAY)["write_id"] != manifest["write_id"]
+    assert list(staging.rglob("*.parquet")) == []  # the killed write's parts went with the next write
 
 
 def test_audit_rows_wait_while_the_warehouse_is_down_and_go_in_with_the_next_run(platform, postgres, events_db, workdir):

@@ -1,6 +1,9 @@
 """The lake IO manager on a local folder and on ADLS through the Blob API (a real Azurite started by the suite)."""
 
 import datetime as dt
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -9,7 +12,8 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from etl_assets.partitions import daily_partitions, range_tags
-from etl_resources.lake import scan_partition
+from etl_resources.day_schema import LakeSchemaError
+from etl_resources.lake import partition_files, read_manifest, scan_partition, write_partition
 from etl_resources.lake_io_manager import LakeIOManager
 from etl_tests.servers import AZURITE_KEY
 
@@ -124,3 +128,119 @@ def test_a_source_partition_end_to_end_through_azurite(platform, azurite, contai
     (count, files) = platform.query(defs, "SELECT COUNT(*), MIN(_source_file) FROM orders")[0]
     assert count == platform.manifest(defs, "raw/shop_orders", day)["rows"] > 0
     assert files == f"raw/shop_orders/date={day}/{names[1]}"
+
+
+def part_schemas(lake, dataset: str, day: str) -> list[dict[str, pl.DataType]]:
+    """The schema stored in each committed Parquet file of a day, read from the file itself."""
+    schemas = []
+    for path in partition_files(lake, dataset, day):
+        with lake.fs.open(path, "rb") as fh:
+            schemas.append(dict(pl.read_parquet_schema(fh)))
+    return schemas
+
+
+def test_batches_of_one_day_are_widened_to_one_schema(lake_backend):
+    io_manager, _ = lake_backend
+    lake = io_manager.lake()
+    batches = [
+        pl.DataFrame({"n": pl.Series([1, 2], dtype=pl.Int32), "x": [None, None]}),
+        pl.DataFrame({"n": pl.Series([3], dtype=pl.Int64), "x": [1.5], "added": ["a"]}),
+        pl.DataFrame({"n": pl.Series([4], dtype=pl.Int16), "x": [2**52]}),
+    ]
+
+    write_partition(lake, "mixed", "2026-11-05", iter(batches))
+
+    expected = {"n": pl.Int64, "x": pl.Float64, "added": pl.String}
+    assert part_schemas(lake, "mixed", "2026-11-05") == [expected] * 3
+    assert read_manifest(lake, "mixed", "2026-11-05")["schema"] == {"n": "int64", "x": "float64", "added": "string"}
+    rows = scan_partition(lake, "mixed", "2026-11-05").collect().sort("n")
+    assert rows.to_dict(as_series=False) == {"n": [1, 2, 3, 4], "x": [None, None, 1.5, 2.0**52], "added": [None, None, "a", None]}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "types"),
+    [
+        (pl.Series([2**53 + 1]), pl.Series([0.5]), "int64 in batch 1 and float64 in batch 2"),
+        (pl.Series([1]), pl.Series(["one"]), "int64 in batch 1 and string in batch 2"),
+        (pl.Series([dt.datetime(2026, 11, 5)]), pl.Series([dt.datetime(2026, 11, 5, tzinfo=dt.UTC)]), "timestamp[us] in batch 1 and timestamp[us, UTC] in batch 2"),
+    ],
+)
+def test_types_that_cannot_be_reconciled_fail_the_day(lake_backend, first, second, types):
+    io_manager, container = lake_backend
+    lake = io_manager.lake()
+
+    with pytest.raises(LakeSchemaError) as raised:
+        write_partition(lake, "mixed", "2026-11-05", iter([pl.DataFrame({"v": first}), pl.DataFrame({"v": second})]))
+
+    assert f"mixed 2026-11-05: column 'v' is {types}" in str(raised.value)
+    assert "fix: declare its type in the source's contract" in str(raised.value)
+    assert read_manifest(lake, "mixed", "2026-11-05") is None
+    assert blobs(container, "lake/mixed/") == []
+
+
+@pytest.fixture
+def immutable(workdir):
+    """`chattr +i` on a folder: even root cannot delete what is in it, a real PermissionError from the OS."""
+    frozen: list[Path] = []
+
+    def freeze(path: Path) -> None:
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+            pytest.skip("chattr +i is not available here")
+        frozen.append(path)
+
+    yield freeze
+    for path in frozen:
+        if path.exists():
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_failed_cleanup_keeps_the_real_error_and_the_next_write_removes_its_leftovers(workdir, instance, immutable):
+    io_manager = LakeIOManager(url=str(workdir / "lake"))
+    staging = workdir / "lake/numbers/_staging"
+
+    def batches():
+        yield pl.DataFrame({"n": [1, 2, 3]})
+        while not (parts := list(staging.rglob("part-00000.parquet"))) or not _complete(parts[0]):
+            time.sleep(0.02)
+        immutable(parts[0].parent)
+        raise ConnectionError("source went away mid-extract")
+
+    @dg.asset(partitions_def=PARTS, io_manager_key="lake_io_manager", name="numbers")
+    def failing():
+        return dg.Output(batches())
+
+    result = dg.materialize([failing], resources={"lake_io_manager": io_manager}, instance=instance, partition_key="2026-11-06", raise_on_error=False)
+
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    while error.cause is not None and error.cls_name != "ConnectionError":
+        error = error.cause
+    assert error.cls_name == "ConnectionError" and error.message.startswith("ConnectionError: source went away mid-extract")
+    assert "could not remove the staged parts at" in error.message and "PermissionError" in error.message
+    assert blobs(workdir, "lake/numbers/_staging/") != []
+
+    subprocess.run(["chattr", "-i", str(next(staging.rglob("part-00000.parquet")).parent)], check=True)
+    good, _ = numbers_assets()
+    assert dg.materialize(good[:1], resources={"lake_io_manager": io_manager}, instance=instance, partition_key="2026-11-06").success
+    assert blobs(workdir, "lake/numbers/_staging/") == []
+
+
+def _complete(path: Path) -> bool:
+    try:
+        pl.read_parquet_schema(path)
+        return True
+    except Exception:
+        return False
+
+
+def test_a_write_removes_staging_left_by_earlier_writes_of_its_day(lake_backend, instance):
+    io_manager, container = lake_backend
+    lake = io_manager.lake()
+    leftovers = {day: f"{lake.dataset_dir('numbers')}/_staging/date={day}/20260101T000000-0badf00d/part-00000.parquet" for day in ("2026-11-07", "2026-11-08")}
+    for path in leftovers.values():
+        lake.fs.pipe_file(path, b"a crashed write's part")
+    assets, _ = numbers_assets()
+
+    assert dg.materialize(assets[:1], resources={"lake_io_manager": io_manager}, instance=instance, partition_key="2026-11-07").success
+
+    # Only the day written is cleaned: another day's staging may belong to a write still running.
+    assert blobs(container, "lake/numbers/_staging/") == ["date=2026-11-08/20260101T000000-0badf00d/part-00000.parquet"]

@@ -138,7 +138,8 @@ def test_api_down_past_the_retry_budget_fails_audits_and_writes_nothing(platform
     assert not lake.fs.exists(lake.dataset_dir("raw/ecom_events") + f"/date={DAY}")
     audit = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log")
     assert [(step, status) for step, status, _ in audit] == [("extract", "failure")]
-    assert "gave up on /datasets/ecom_events after 3 attempt(s)" in audit[0][2]
+    assert "source 'ecom_events': http://127.0.0.1:" in audit[0][2] and "/datasets/ecom_events?start_date=" in audit[0][2]
+    assert "gave up after 3 attempt(s)" in audit[0][2]
 
 
 def test_a_wrong_api_key_fails_fast_with_a_clear_error(platform, events_api, monkeypatch):
