@@ -79,7 +79,10 @@ def check_format(type_name: str, fmt: str) -> None:
 
 
 def check_timezone(name: str) -> str:
-    """An IANA zone name both Python and polars know; raise ValueError with the fix."""
+    """An IANA zone name both Python and polars know; raise ValueError with the fix.
+
+    polars alone also takes `utc` and `+02:00`; Python's list (the tzdata package, a Dagster dependency, where
+    the system has none) holds the names only."""
     try:
         zoneinfo.ZoneInfo(name)
         pl.Series([dt.datetime(2000, 1, 1)]).dt.replace_time_zone(name)
