@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 import pydantic
 import sqlalchemy as sa
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, model_validator
 
 from etl_resources import warehouse_names
+from etl_resources.contract_time import EPOCH_UNITS, check_format, check_timezone
 from etl_resources.secrets import SECRET_REF, SecretStore, secret_names
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -73,6 +74,20 @@ class Target(BaseModel):
 COLUMN_TYPE = r"^(string|int|float|bool|date|timestamp|decimal\(\d{1,2},\d{1,2}\))$"
 
 
+def _format_for_type(fmt: str, info: ValidationInfo) -> str:
+    if "type" in info.data:  # else the type itself is wrong, and reported
+        check_format(info.data["type"], fmt)
+    return fmt
+
+
+def _zone_for_type(zone: str, info: ValidationInfo) -> str:
+    if info.data.get("type", "timestamp") != "timestamp":
+        raise ValueError(f"`timezone` applies to type timestamp, not {info.data['type']} (fix: remove timezone, or set type: timestamp)")
+    if info.data.get("format") in EPOCH_UNITS:
+        raise ValueError(f"`timezone` does not apply to format {info.data['format']}: epoch numbers count from 1970-01-01 UTC (fix: remove timezone)")
+    return check_timezone(zone)
+
+
 class ColumnRule(BaseModel):
     """What a valid value of one column is, and how it is normalised first."""
 
@@ -87,6 +102,10 @@ class ColumnRule(BaseModel):
     not_empty: bool = False
     trim: bool = True
     lowercase: bool = False
+    # timestamp or date text that is not ISO 8601: a strftime format, or epoch_s / epoch_ms / epoch_us.
+    format: Annotated[str, AfterValidator(_format_for_type)] | None = None
+    # The IANA zone of timestamp values written without an offset; values with one are converted exactly.
+    timezone: Annotated[str, AfterValidator(_zone_for_type)] = "UTC"
 
     @model_validator(mode="after")
     def _pattern_compiles(self) -> "ColumnRule":

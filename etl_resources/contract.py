@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from etl_resources.config import ColumnRule, Contract
+from etl_resources.contract_time import LAKE_TIMESTAMP, Parsed, parse_date, parse_timestamp
 from etl_resources.rest_extract import RECORD_COLUMN
 
 ERROR = pl.Struct({"field": pl.String, "reason": pl.String})
@@ -43,37 +44,26 @@ def target_dtype(type_name: str) -> pl.DataType:
         "float": pl.Float64(),
         "bool": pl.Boolean(),
         "date": pl.Date(),
-        "timestamp": pl.Datetime("us", "UTC"),
+        "timestamp": LAKE_TIMESTAMP,
     }[type_name]
 
 
-def _parse_timestamp(text: pl.Expr) -> pl.Expr:
-    iso = text.str.replace(r"Z$", "+00:00").str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T")
-    return pl.coalesce(
-        iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC"),
-        iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False).dt.replace_time_zone("UTC"),
-        iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-    )
-
-
-def _typed(value: pl.Expr, source: pl.DataType, rule: ColumnRule) -> pl.Expr:
+def _typed(value: pl.Expr, source: pl.DataType, rule: ColumnRule) -> Parsed:
     """The declared type from whatever the source gave; null where the value cannot be read as that type."""
-    dtype = target_dtype(rule.type)
+    if rule.type == "timestamp":
+        return parse_timestamp(value, source, rule.format, rule.timezone)
+    if rule.type == "date":
+        return parse_date(value, source, rule.format)
+    dtype, reason = target_dtype(rule.type), pl.lit(f"type: not a valid {rule.type}")
     if source == pl.String:
-        if rule.type == "timestamp":
-            return _parse_timestamp(value)
-        if rule.type == "date":
-            return value.str.to_date("%Y-%m-%d", strict=False)
         if rule.type == "bool":
             lowered = value.str.to_lowercase()
-            return pl.when(lowered.is_in(TRUE_WORDS)).then(True).when(lowered.is_in(FALSE_WORDS)).then(False)
-        return value.cast(dtype, strict=False)
-    if rule.type == "timestamp" and isinstance(source, pl.Datetime):
-        return value.dt.convert_time_zone("UTC") if source.time_zone else value.dt.replace_time_zone("UTC")
+            return Parsed(pl.when(lowered.is_in(TRUE_WORDS)).then(True).when(lowered.is_in(FALSE_WORDS)).then(False), reason)
+        return Parsed(value.cast(dtype, strict=False), reason)
     if rule.type == "int" and source.is_float():
         # 12.5 is not an int: only whole floats pass.
-        return pl.when(value == value.floor()).then(value.cast(pl.Int64, strict=False))
-    return value.cast(dtype, strict=False)
+        return Parsed(pl.when(value == value.floor()).then(value.cast(pl.Int64, strict=False)), reason)
+    return Parsed(value.cast(dtype, strict=False), reason)
 
 
 @dataclass(frozen=True)
@@ -89,8 +79,8 @@ class Rule:
         return pl.when(self.broken).then(pl.struct(field=pl.lit(self.field), reason=reason))
 
 
-def _column(frame_schema: pl.Schema, name: str, rule: ColumnRule) -> tuple[pl.Expr, list[Rule]]:
-    """The normalised, typed value of one column, and the rules it can break."""
+def _column(frame_schema: pl.Schema, name: str, rule: ColumnRule, slot: str) -> tuple[pl.Expr, list[Rule]]:
+    """The normalised, typed value of one column (written to `slot`), and the rules it can break."""
     source = frame_schema[name]
     raw = pl.col(name)
     text = raw if source == pl.String else raw.cast(pl.String) if rule.type == "string" else None
@@ -99,12 +89,16 @@ def _column(frame_schema: pl.Schema, name: str, rule: ColumnRule) -> tuple[pl.Ex
         text = text.str.to_lowercase() if rule.lowercase else text
     # An empty string is a missing value for every type but string, where `not_empty` decides.
     present = raw.is_not_null() if text is None or rule.type == "string" else raw.is_not_null() & (text != "")
-    value = text if rule.type == "string" else _typed(text if text is not None else raw, pl.String if text is not None else source, rule)
+    if rule.type == "string":
+        parsed = Parsed(text, pl.lit(None, pl.String))
+    else:
+        parsed = _typed(text if text is not None else raw, pl.String if text is not None else source, rule)
+    value = pl.col(slot)
     rules = []
     if rule.required:
         rules.append(Rule(~present, name, "required: the value is missing"))
     if rule.type != "string":  # any present value reads as a string
-        rules.append(Rule(present & value.is_null(), name, f"type: not a valid {rule.type}"))
+        rules.append(Rule(present & value.is_null(), name, parsed.reason))
     if rule.not_empty:
         rules.append(Rule(present & ~value.cast(pl.String).str.contains(r"\S"), name, "not_empty: the value is empty"))
     if rule.min is not None:
@@ -115,7 +109,7 @@ def _column(frame_schema: pl.Schema, name: str, rule: ColumnRule) -> tuple[pl.Ex
         rules.append(Rule(value.is_not_null() & ~value.is_in(rule.allowed), name, f"allowed: not one of {', '.join(map(str, rule.allowed))}"))
     if rule.pattern is not None:
         rules.append(Rule(value.is_not_null() & ~value.cast(pl.String).str.contains(rule.pattern), name, f"pattern: does not match {rule.pattern}"))
-    return value.alias(name), rules
+    return parsed.value.alias(slot), rules
 
 
 def apply_contract(contract: Contract | None, frame: pl.DataFrame, row_offset: int, partition_key: str) -> Split:
@@ -124,19 +118,21 @@ def apply_contract(contract: Contract | None, frame: pl.DataFrame, row_offset: i
         return Split(valid=frame.drop(RECORD_COLUMN, strict=False), rejects=pl.DataFrame(schema=REJECT_SCHEMA))
     missing = [pl.lit(None, pl.String).alias(name) for name in contract.columns if name not in frame.columns]
     frame = frame.with_columns(missing).with_row_index("__row", offset=row_offset)
-    typed, rules = [], []
+    values, typed, rules = [], [], []
     if PARSE_ERROR in frame.columns:
         # A row its file reader could not parse (see file_extract): only its original text is left.
         parse_error = pl.col(PARSE_ERROR)
         rules.append(Rule(parse_error.is_not_null(), "(record)", parse_error))
-    for name, rule in contract.columns.items():
-        value, column_rules = _column(frame.schema, name, rule)
-        typed.append(value)
+    for index, (name, rule) in enumerate(contract.columns.items()):
+        value, column_rules = _column(frame.schema, name, rule, f"__value{index}")
+        values.append(value)
+        typed.append(pl.col(f"__value{index}").alias(name))
         rules.extend(column_rules)
     extra = [c for c in frame.columns if c not in contract.columns and not c.startswith("__") and c != RECORD_COLUMN]
     columns = [*typed, *(extra if contract.extra_columns == "keep" else [])]
-    # One boolean pass decides validity; reasons are worked out only for the rows that failed, and a
-    # batch with none skips the filtering copies.
+    # Each value is typed once, into its slot; one boolean pass over the slots decides validity; reasons are
+    # worked out only for the rows that failed, and a batch with none skips the filtering copies.
+    frame = frame.with_columns(values)
     if not rules:  # e.g. only plain string columns: nothing can fail
         return Split(valid=frame.select(columns), rejects=pl.DataFrame(schema=REJECT_SCHEMA))
     broken = frame.select(pl.any_horizontal(r.broken for r in rules).fill_null(False)).to_series()
