@@ -2,15 +2,15 @@
 
 import datetime as dt
 from collections.abc import Iterator
+from decimal import Decimal
 
 import adbc_driver_manager
 import polars as pl
-import pyarrow as pa
 import sqlalchemy as sa
 
-from etl_resources.adbc import connect_adbc
+from etl_resources.adbc import connect_adbc, text_casts
 from etl_resources.config import SqlSource
-from etl_resources.engines import create_engine
+from etl_resources.engines import create_engine, literal_dialect
 from etl_resources.secrets import redact
 from etl_resources.transient import is_transient_connect_error, is_transient_database_error
 from etl_resources.type_mapping import polars_dtype
@@ -31,21 +31,14 @@ def build_select(
     source: SqlSource,
     conn: sa.Connection,
     window: tuple[dt.datetime, dt.datetime] | None,
-    decimals_as_text: bool = False,
 ) -> tuple[sa.Select, dict[str, pl.DataType]]:
-    """The SELECT for one partition, and the polars types known from the table's reflected columns.
-
-    `decimals_as_text` has the server render decimal columns as text, which the columnar reader takes
-    faster than PostgreSQL's binary numeric; `known` turns them back into exact decimals.
-    """
+    """The SELECT for one partition, and the polars types known from the table's reflected columns."""
     if source.table:
         schema, _, name = source.table.rpartition(".")
         table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
         selectable: sa.FromClause = table
         known = {c.name: dtype for c in table.columns if (dtype := polars_dtype(c.type, conn.dialect.name)) is not None}
-        statement = sa.select(
-            *(sa.cast(c, sa.Text).label(c.name) if decimals_as_text and isinstance(known.get(c.name), pl.Decimal) else c for c in table.columns)
-        )
+        statement = sa.select(*table.columns)
     else:
         columns = [sa.column(source.watermark_column)] if source.watermark_column else []
         selectable = sa.text(source.query).columns(*columns).subquery("src")
@@ -63,13 +56,35 @@ def build_select(
 
 def _frame(rows: list[sa.Row], columns: list[str], known: dict[str, pl.DataType]) -> pl.DataFrame:
     overrides = {name: known[name] for name in columns if name in known}
+    text = [i for i, name in enumerate(columns) if overrides.get(name) == pl.String]
     return pl.DataFrame(
-        [tuple(row) for row in rows],
+        [_texts(tuple(row), text) for row in rows] if text else [tuple(row) for row in rows],
         schema=columns,
         schema_overrides=overrides,
         orient="row",
         infer_schema_length=None,
     )
+
+
+def _texts(row: tuple, positions: list[int]) -> tuple:
+    """Values of the columns kept as exact text: wide decimals as their digits, MySQL TIME as `[-]HH:MM:SS[.ffffff]`."""
+    values = list(row)
+    for i in positions:
+        value = values[i]
+        if isinstance(value, Decimal):
+            values[i] = str(value)
+        elif isinstance(value, dt.timedelta):
+            values[i] = _mysql_time(value)
+    return tuple(values)
+
+
+def _mysql_time(value: dt.timedelta) -> str:
+    sign, value = ("-", -value) if value < dt.timedelta(0) else ("", value)
+    hours, rest = divmod(value, dt.timedelta(hours=1))
+    minutes, rest = divmod(rest, dt.timedelta(minutes=1))
+    seconds = rest.seconds
+    fraction = f".{rest.microseconds:06d}" if rest.microseconds else ""
+    return f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}{fraction}"
 
 
 def extract(
@@ -94,14 +109,14 @@ def extract(
                 transient=is_transient_connect_error(err),
             ) from None
         with conn:
-            postgres = conn.dialect.name == "postgresql"
             try:
-                statement, known = build_select(source, conn, window, decimals_as_text=postgres)
+                statement, known = build_select(source, conn, window)
             except sa.exc.NoSuchTableError as err:
                 raise SourceUnavailableError(f"source '{source.name}', field 'table': table {err} does not exist in {redacted}") from None
-            if postgres:
-                sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-                frames = _adbc_frames(source, url, sql, known, redacted)
+            if conn.dialect.name == "postgresql":
+                dialect = literal_dialect(conn.dialect)
+                sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+                frames = _adbc_frames(source, url, sql, dialect.identifier_preparer, redacted)
             else:
                 frames = _cursor_frames(source, conn, statement, known, redacted)
             yield from _rechunk(frames, source.batch_size)
@@ -125,18 +140,22 @@ def _cursor_frames(source: SqlSource, conn: sa.Connection, statement: sa.Select,
         yield _frame([], columns, known)
 
 
-def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, known: dict[str, pl.DataType], redacted: str) -> Iterator[pl.DataFrame]:
+def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, preparer: sa.sql.compiler.IdentifierPreparer, redacted: str) -> Iterator[pl.DataFrame]:
+    """The result's types come from the server before any row: columns the driver cannot decode exactly are
+    rendered as text by the server, the same way on every day, and typed from their declaration."""
     try:
         with connect_adbc(url) as conn, conn.cursor() as cursor:
             cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
-            cursor.execute(sql)
+            schema = cursor.adbc_execute_schema(sql)
+            casts, dtypes = text_casts(schema)
+            cursor.execute(_with_casts(sql, schema.names, casts, preparer))
             reader = cursor.fetch_record_batch()
             yielded = False
             for batch in reader:
                 yielded = True
-                yield _typed_arrow(batch, known)
+                yield _typed_arrow(source, batch, dtypes)
             if not yielded:
-                yield _typed_arrow(reader.schema.empty_table(), known)
+                yield _typed_arrow(source, reader.schema.empty_table(), dtypes)
     except (adbc_driver_manager.Error, OSError) as err:
         # Arrow's reader reports a stream that broke mid-way (a dropped connection) as an OSError.
         raise SourceUnavailableError(
@@ -145,18 +164,30 @@ def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, known: dict[str, pl.D
         ) from None
 
 
-def _typed_arrow(batch, known: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Arrow to polars; decimals arrive as text (cast by us, or PostgreSQL `numeric` in a query) and get their type back."""
+def _with_casts(sql: str, names: list[str], casts: dict[str, str], preparer: sa.sql.compiler.IdentifierPreparer) -> str:
+    if not casts:
+        return sql
+    quote = preparer.quote_identifier
+    columns = ", ".join(f"src.{quote(name)}::{casts[name]} AS {quote(name)}" if name in casts else f"src.{quote(name)}" for name in names)
+    return f"SELECT {columns} FROM ({sql}) AS src"
+
+
+def _typed_arrow(source: SqlSource, batch, dtypes: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Arrow to polars; numeric columns arrive as the server's text and become Decimal where declared to fit."""
     columns = []
-    for field, column in zip(batch.schema, batch.columns, strict=True):
-        opaque = isinstance(field.type, pa.BaseExtensionType)
-        series = pl.from_arrow(column.storage if opaque else column)
-        target = known.get(field.name)
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        series = pl.from_arrow(column).alias(name)
+        target = dtypes.get(name)
         if isinstance(target, pl.Decimal) and series.dtype == pl.String:
-            series = series.cast(target)
-        elif opaque:
-            series = series.cast(target) if target is not None else series.str.to_decimal()
-        columns.append(series.alias(field.name))
+            try:
+                series = series.cast(target)
+            except pl.exceptions.InvalidOperationError:
+                odd = series.filter(series.cast(target, strict=False).is_null() & series.is_not_null()).head(3).to_list()
+                raise SourceUnavailableError(
+                    f"source '{source.name}', column '{name}': values {odd} do not fit {target} "
+                    "(fix: select the column as text in a `query:`, e.g. `CAST(col AS text)`)"
+                ) from None
+        columns.append(series)
     return pl.DataFrame(columns)
 
 

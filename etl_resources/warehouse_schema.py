@@ -3,7 +3,7 @@
 import polars as pl
 import sqlalchemy as sa
 
-from etl_resources.type_mapping import sql_type
+from etl_resources.type_mapping import check_column_types, sql_type
 
 LINEAGE_COLUMNS = ("_loaded_at", "_source_file", "_partition")
 
@@ -65,6 +65,7 @@ def table_plan(
             ddl.append(sa.schema.CreateIndex(keys_index(table, unique_keys)))
         return ddl, table, []
     table = _reflect_columns(conn, schema, name)
+    check_column_types(table, frame_schema, conn.dialect)
     added = [col for col in frame_schema.names() if col not in table.columns and col not in LINEAGE_COLUMNS]
     keyword = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
     for col in added:

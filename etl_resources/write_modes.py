@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from etl_resources.mssql_load import fast_insert, uses_fast_executemany
+from etl_resources.type_mapping import sqlite_exact
 from etl_resources.partition_swap import partition_table_name
 from etl_resources.warehouse_schema import is_partitioned, keys_index
 
@@ -30,7 +31,10 @@ def insert_batches(conn: sa.Connection, table: sa.Table, batches: Iterable[pl.Da
         fast_insert(conn, table, batches)
         return
     for batch in batches:
-        conn.execute(table.insert(), batch.to_dicts())
+        target = table
+        if conn.dialect.name == "sqlite":
+            target, batch = sqlite_exact(table, batch)
+        conn.execute(target.insert(), batch.to_dicts())
 
 
 def prepare_append(conn: sa.Connection, table: sa.Table, partition_key: str) -> None:
