@@ -1,12 +1,14 @@
 """Extract a SQL table or query through SQLAlchemy as a stream of polars frames, one per batch."""
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
 import adbc_driver_manager
 import polars as pl
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 from etl_resources.adbc import connect_adbc, text_casts
 from etl_resources.config import SqlSource
@@ -38,7 +40,7 @@ def build_select(
         table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
         selectable: sa.FromClause = table
         known = {c.name: dtype for c in table.columns if (dtype := polars_dtype(c.type, conn.dialect.name)) is not None}
-        statement = sa.select(*table.columns)
+        statement = sa.select(*(_as_driver_reads(c) for c in table.columns))
     else:
         columns = [sa.column(source.watermark_column)] if source.watermark_column else []
         selectable = sa.text(source.query).columns(*columns).subquery("src")
@@ -54,6 +56,17 @@ def build_select(
     return statement, known
 
 
+def _as_driver_reads(column: sa.Column) -> sa.ColumnElement:
+    """The value as the driver read it, where SQLAlchemy's own conversion would change it: MySQL's DOUBLE asks for
+    each float as a Decimal (a different value, which may not even fit a decimal), and MySQL's TIME as a time of
+    day, which wraps -838:59:59 to 01:00:01."""
+    if isinstance(column.type, sa.Float) and column.type.asdecimal:
+        return sa.type_coerce(column, sa.Double()).label(column.name)
+    if isinstance(column.type, mysql.TIME):
+        return sa.type_coerce(column, sa.types.NullType()).label(column.name)
+    return column
+
+
 def _frame(rows: list[sa.Row], columns: list[str], known: dict[str, pl.DataType]) -> pl.DataFrame:
     overrides = {name: known[name] for name in columns if name in known}
     text = [i for i, name in enumerate(columns) if overrides.get(name) == pl.String]
@@ -67,11 +80,12 @@ def _frame(rows: list[sa.Row], columns: list[str], known: dict[str, pl.DataType]
 
 
 def _texts(row: tuple, positions: list[int]) -> tuple:
-    """Values of the columns kept as exact text: wide decimals as their digits, MySQL TIME as `[-]HH:MM:SS[.ffffff]`."""
+    """Values of the columns kept as exact text: wide decimals as their digits, uuids with hyphens, MySQL TIME as
+    `[-]HH:MM:SS[.ffffff]`."""
     values = list(row)
     for i in positions:
         value = values[i]
-        if isinstance(value, Decimal):
+        if isinstance(value, Decimal | uuid.UUID):
             values[i] = str(value)
         elif isinstance(value, dt.timedelta):
             values[i] = _mysql_time(value)

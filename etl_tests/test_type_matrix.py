@@ -59,12 +59,15 @@ def warehouse_rows(warehouse_url: str, table: str, columns: list[str]) -> list[d
 
 
 def in_warehouse(value, dtype: pl.DataType, sqlite: bool):
-    """The documented form of a lake value in the warehouse: nested values as JSON text; on SQLite, whose
+    """The documented form of a lake value in the warehouse: nested values as JSON text, UInt64 as NUMERIC(20,0);
+    on SQLite, whose
     columns hold only numbers, text and bytes, timestamps as ISO text in UTC, booleans as 0/1."""
     if value is None:
         return None
     if isinstance(dtype, pl.List):
         return json.dumps(value)
+    if dtype == pl.UInt64:
+        return Decimal(value)  # NUMERIC(20,0): past BIGINT; on SQLite its exact text
     if not sqlite:
         return value
     if isinstance(dtype, pl.Datetime):
@@ -274,3 +277,67 @@ def test_a_column_that_turns_from_int_to_text_fails_the_load_naming_it(platform,
 def test_sql_server_gets_a_tsql_type_for_each_lake_type(dtype, tsql):
     """No SQL Server runs here: the DDL is what SQLAlchemy's mssql dialect compiles from type_mapping's choice."""
     assert sql_type(dtype).compile(dialect=mssql.dialect()) == tsql
+
+
+MARIADB_TABLE = [
+    """CREATE TABLE matrix (
+        id INT PRIMARY KEY, ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED, mi MEDIUMINT, miu MEDIUMINT UNSIGNED,
+        i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED, d12 DECIMAL(12,2), d65 DECIMAL(65,20), f FLOAT, db DOUBLE,
+        t TEXT, c CHAR(5), vc VARCHAR(40), j JSON, u UUID, bl BLOB, vb VARBINARY(8), d DATE, tm TIME(6), ts DATETIME(6), tsz TIMESTAMP(6) NULL,
+        e ENUM('happy','sad'), bt BIT(3), bo BOOLEAN, ip INET6, `rate%` INT, `two words` TEXT, `it's "q"` TEXT, MixedCase TEXT
+    )""",
+    f"""INSERT INTO matrix VALUES
+     (1, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 1.10, {BIG}.01234567890123456789, 1.5, 0.1, 'a%b ünï ''q'' \\\\ "d"', 'ab', 'varchar ✓',
+      '{{"a": [1, 2.50]}}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', X'00ff10', X'01', '2026-11-01', '-838:59:59.000000',
+      '2026-11-01 10:15:30.123456', '2026-11-01 10:15:30.123456', 'happy', b'101', TRUE, '2001:db8::1', 5, 'sp ace', 'quote', 'Mixed'),
+     (2, -128, 0, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0, -9999999999.99, -{"9" * 45}.{"9" * 20},
+      -3.4e38, -1.7976931348623157e308, '', 'abcde', '', '[]', '00000000-0000-0000-0000-000000000000', X'', X'', '1000-01-01', '00:00:00',
+      '0001-01-01 00:00:00', '1970-01-01 00:00:01', 'sad', b'000', FALSE, '::', -1, '', '', ''),
+     (3, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295, 9223372036854775807, 18446744073709551615, 0, 0,
+      3.4e38, 1.7976931348623157e308, 'x', ' ', 'x', '{{}}', 'ffffffff-ffff-ffff-ffff-ffffffffffff', X'ff', X'ff', '9999-12-31', '838:59:59.999999',
+      '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', 'happy', b'111', TRUE, '::ffff:255.255.255.255', 0, ' ', '"', 'm'),
+     (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""",
+]
+MARIADB_LAKE_TYPES = {
+    "ti": pl.Int8, "tiu": pl.UInt8, "si": pl.Int16, "siu": pl.UInt16, "mi": pl.Int32, "miu": pl.UInt32, "i": pl.Int32, "iu": pl.UInt32,
+    "bi": pl.Int64, "biu": pl.UInt64, "d12": pl.Decimal(12, 2), "d65": pl.String, "f": pl.Float64, "db": pl.Float64, "t": pl.String,
+    "c": pl.String, "vc": pl.String, "j": pl.String, "u": pl.String, "bl": pl.Binary, "vb": pl.Binary, "d": pl.Date, "tm": pl.String,
+    "ts": pl.Datetime("us"), "tsz": pl.Datetime("us"), "e": pl.String, "bt": pl.UInt64, "bo": pl.Int8, "ip": pl.String,
+    "rate%": pl.Int32, **{name: pl.String for name in ODD_NAMES[1:]},
+}
+
+
+def mariadb_expected(name: str, value):
+    """pymysql's value in the lake's form: wide decimals and TIME as their text, BIT as its number."""
+    if value is None:
+        return None
+    if name == "d65":
+        return str(value)
+    if name == "tm":
+        sign, span = ("-", -value) if value < dt.timedelta(0) else ("", value)
+        hours, rest = divmod(span, dt.timedelta(hours=1))
+        text = f"{sign}{hours:02d}:{rest.seconds // 60:02d}:{rest.seconds % 60:02d}"
+        return text + (f".{rest.microseconds:06d}" if rest.microseconds else "")
+    if name == "bt":
+        return int.from_bytes(value, "big")
+    return value
+
+
+def test_mariadb_source_types_arrive_exactly(platform, mariadb, warehouse_url):
+    """MariaDB has no NaN or infinite floats (it refuses them), so its floats are checked at their limits instead."""
+    database = mariadb.create_database("matrix")
+    with pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", database=database, charset="utf8mb4", autocommit=True) as conn:
+        with conn.cursor() as cursor:
+            cursor.execute("SET time_zone = '+00:00'")
+            for statement in MARIADB_TABLE:
+                cursor.execute(statement)
+            cursor.execute("SELECT * FROM matrix ORDER BY id")
+            names = [column[0] for column in cursor.description]
+            source_rows = [{name: mariadb_expected(name, value) for name, value in zip(names, row, strict=True)} for row in cursor.fetchall()]
+    defs = platform.configure(sources_yaml(mariadb.url(database), ["matrix"]), warehouse_url=warehouse_url)
+
+    assert platform.materialize(defs, DAY).success
+
+    assert source_rows[2]["biu"] == 2**64 - 1 and source_rows[0]["d65"] == f"{BIG}.01234567890123456789"
+    assert assert_matrix(platform, defs, warehouse_url, "matrix", source_rows, MARIADB_LAKE_TYPES) is None
