@@ -58,10 +58,12 @@ def build_select(
 
 def _as_driver_reads(column: sa.Column) -> sa.ColumnElement:
     """The value as the driver read it, where SQLAlchemy's own conversion would change it: MySQL's DOUBLE asks for
-    each float as a Decimal (a different value, which may not even fit a decimal), and MySQL's TIME as a time of
-    day, which wraps -838:59:59 to 01:00:01."""
+    each float as a Decimal (a different value, which may not even fit a decimal), MySQL's TIME as a time of
+    day, which wraps -838:59:59 to 01:00:01, and JSON as parsed values; JSON stays the text the source holds."""
     if isinstance(column.type, sa.Float) and column.type.asdecimal:
         return sa.type_coerce(column, sa.Double()).label(column.name)
+    if isinstance(column.type, sa.JSON):
+        return sa.type_coerce(column, sa.Text()).label(column.name)
     if isinstance(column.type, mysql.TIME):
         return sa.type_coerce(column, sa.types.NullType()).label(column.name)
     return column

@@ -87,7 +87,7 @@ def polars_dtype(column_type: sa.types.TypeEngine, dialect: str) -> pl.DataType 
         return pl.Date()
     if isinstance(column_type, sa.Time):
         return pl.Time()
-    if isinstance(column_type, (sa.String, sa.Uuid)):
+    if isinstance(column_type, (sa.String, sa.Uuid, sa.JSON)):
         return pl.String()
     if isinstance(column_type, sa.LargeBinary):
         return pl.Binary()

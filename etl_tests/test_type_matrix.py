@@ -341,3 +341,45 @@ def test_mariadb_source_types_arrive_exactly(platform, mariadb, warehouse_url):
 
     assert source_rows[2]["biu"] == 2**64 - 1 and source_rows[0]["d65"] == f"{BIG}.01234567890123456789"
     assert assert_matrix(platform, defs, warehouse_url, "matrix", source_rows, MARIADB_LAKE_TYPES) is None
+
+
+SQLITE_TABLE = f"""
+CREATE TABLE matrix (id INTEGER PRIMARY KEY, i INTEGER, bi BIGINT, r REAL, f FLOAT, db DOUBLE, n NUMERIC(10,2), t TEXT, c CHAR(5), vc VARCHAR(40),
+    j JSON, b BLOB, d DATE, tm TIME, ts DATETIME, bo BOOLEAN, "rate%" INTEGER, "two words" TEXT, {QUOTED} TEXT, "MixedCase" TEXT);
+INSERT INTO matrix VALUES
+ (1, 7, 9, 0.1, 1.5, 1e-300, 1.10, 'a%b ünï ''q'' \\ "d"', 'ab', 'varchar ✓', '{{"a": [1, 2.50]}}', X'00ff10', '2026-11-01', '10:15:30.123456',
+  '2026-11-01 10:15:30.123456', 1, 5, 'sp ace', 'quote', 'Mixed'),
+ (2, -9223372036854775808, -1, 9e999, -9e999, -1.7976931348623157e308, -99999999.99, '', 'abcde', '', '[]', X'', '0001-01-01', '00:00:00.000000',
+  '0001-01-01 00:00:00.000000', 0, -1, '', '', ''),
+ (3, 9223372036854775807, 0, -0.0, 3.4e38, 1.7976931348623157e308, 0, 'x', ' ', 'x', '{{}}', X'ff', '9999-12-31', '23:59:59.999999',
+  '9999-12-31 23:59:59.999999', 1, 0, ' ', '"', 'm'),
+ (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+"""
+SQLITE_LAKE_TYPES = {
+    "i": pl.Int64, "bi": pl.Int64, "r": pl.Float64, "f": pl.Float64, "db": pl.Float64, "n": pl.Decimal(10, 2), "t": pl.String, "c": pl.String,
+    "vc": pl.String, "j": pl.String, "b": pl.Binary, "d": pl.Date, "tm": pl.Time, "ts": pl.Datetime("us"), "bo": pl.Boolean,
+    "rate%": pl.Int64, **{name: pl.String for name in ODD_NAMES[1:]},
+}
+# sqlite3 hands dates, times and timestamps over as the text SQLite holds, and booleans and decimals as numbers.
+SQLITE_READS = {
+    "d": dt.date.fromisoformat, "tm": dt.time.fromisoformat, "ts": dt.datetime.fromisoformat, "bo": bool, "n": lambda v: Decimal(f"{v:.2f}"),
+}
+
+
+def test_sqlite_source_types_arrive_exactly(platform, workdir, warehouse_url):
+    """SQLite itself stores NaN as NULL, so a SQLite source has no NaN to carry; its infinities are checked."""
+    path = workdir / "source.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SQLITE_TABLE)
+        cursor = conn.execute("SELECT * FROM matrix ORDER BY id")
+        names = [column[0] for column in cursor.description]
+        source_rows = [
+            {name: None if value is None else SQLITE_READS.get(name, lambda v: v)(value) for name, value in zip(names, row, strict=True)}
+            for row in cursor
+        ]
+    defs = platform.configure(sources_yaml(f"sqlite:///{path}", ["matrix"]), warehouse_url=warehouse_url)
+
+    assert platform.materialize(defs, DAY).success
+
+    assert source_rows[0]["r"] == 0.1 and source_rows[1]["r"] == math.inf
+    assert assert_matrix(platform, defs, warehouse_url, "matrix", source_rows, SQLITE_LAKE_TYPES) is None
