@@ -59,10 +59,11 @@ def build_select(
 def _as_driver_reads(column: sa.Column) -> sa.ColumnElement:
     """The value as the driver read it, where SQLAlchemy's own conversion would change it: MySQL's DOUBLE asks for
     each float as a Decimal (a different value, which may not even fit a decimal), MySQL's TIME as a time of
-    day, which wraps -838:59:59 to 01:00:01, and JSON as parsed values; JSON stays the text the source holds."""
+    day, which wraps -838:59:59 to 01:00:01, JSON as parsed values and SET as a Python set; JSON and SET stay the
+    text the source holds (`a,b`)."""
     if isinstance(column.type, sa.Float) and column.type.asdecimal:
         return sa.type_coerce(column, sa.Double()).label(column.name)
-    if isinstance(column.type, sa.JSON):
+    if isinstance(column.type, sa.JSON | mysql.SET):
         return sa.type_coerce(column, sa.Text()).label(column.name)
     if isinstance(column.type, mysql.TIME):
         return sa.type_coerce(column, sa.types.NullType()).label(column.name)
@@ -79,6 +80,36 @@ def _frame(rows: list[sa.Row], columns: list[str], known: dict[str, pl.DataType]
         orient="row",
         infer_schema_length=None,
     )
+
+
+def _checked_frame(source: SqlSource, rows: list[sa.Row], columns: list[str], known: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The batch as a frame, or an error naming the column whose values the lake cannot hold as they are."""
+    try:
+        frame = _frame(rows, columns, known)
+    except (TypeError, OverflowError, pl.exceptions.PolarsError) as err:
+        name = next((name for i, name in enumerate(columns) if not _builds(name, [row[i] for row in rows], known.get(name))), columns[0])
+        raise SourceTypeError(source.name, name, str(err).splitlines()[0]) from None
+    odd = [name for name, dtype in frame.schema.items() if dtype == pl.Object]
+    if odd:
+        value = frame.get_column(odd[0]).drop_nulls().head(1).to_list()
+        raise SourceTypeError(source.name, odd[0], f"the driver returns {type(value[0]).__name__ if value else 'objects'} values, which have no lake type")
+    return frame
+
+
+def _builds(name: str, values: list, dtype: pl.DataType | None) -> bool:
+    try:
+        _frame([(value,) for value in values], [name], {name: dtype} if dtype is not None else {})
+    except (TypeError, OverflowError, pl.exceptions.PolarsError):
+        return False
+    return True
+
+
+class SourceTypeError(ValueError):
+    def __init__(self, source: str, column: str, problem: str):
+        super().__init__(
+            f"source '{source}', column '{column}': {problem} "
+            "(fix: select the column in a `query:` cast to a type the lake keeps, e.g. `CAST(col AS CHAR)`, or report the type)"
+        )
 
 
 def _texts(row: tuple, positions: list[int]) -> tuple:
@@ -151,9 +182,9 @@ def _cursor_frames(source: SqlSource, conn: sa.Connection, statement: sa.Select,
     yielded = False
     for rows in result.partitions(source.batch_size):
         yielded = True
-        yield _frame(rows, columns, known)
+        yield _checked_frame(source, rows, columns, known)
     if not yielded:
-        yield _frame([], columns, known)
+        yield _checked_frame(source, [], columns, known)
 
 
 def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, preparer: sa.sql.compiler.IdentifierPreparer, redacted: str) -> Iterator[pl.DataFrame]:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
 from etl_resources.lake import scan_partition
+from etl_resources.sql_extract import SourceTypeError, _checked_frame
 from etl_resources.type_mapping import sql_type
 
 DAY = "2026-11-01"
@@ -383,3 +384,29 @@ def test_sqlite_source_types_arrive_exactly(platform, workdir, warehouse_url):
 
     assert source_rows[0]["r"] == 0.1 and source_rows[1]["r"] == math.inf
     assert assert_matrix(platform, defs, warehouse_url, "matrix", source_rows, SQLITE_LAKE_TYPES) is None
+
+
+def test_a_mariadb_set_arrives_as_its_text(platform, mariadb, workdir):
+    """SQLAlchemy turns MySQL's SET into a Python set, which has no lake type; the lake keeps the source's text."""
+    database = mariadb.create_database("odd")
+    with pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", database=database, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE odd (id INT, flags SET('a','b'))")
+        cursor.execute("INSERT INTO odd VALUES (1, 'a,b'), (2, ''), (3, NULL)")
+    defs = platform.configure(sources_yaml(mariadb.url(database), ["odd"]), warehouse_url=f"sqlite:///{workdir / 'warehouse.db'}")
+
+    assert platform.materialize(defs, DAY).success
+
+    schema, rows = lake_rows(platform, defs, "odd")
+    assert schema["flags"] == pl.String and [row["flags"] for row in rows] == ["a,b", "", None]
+
+
+def test_a_value_without_a_lake_type_fails_naming_the_source_and_column():
+    """A driver value polars can only hold as a Python object (here a set) would crash the Parquet writer unnamed."""
+
+    class Source:
+        name = "odd"
+
+    with pytest.raises(SourceTypeError, match=r"source 'odd', column 'flags': the driver returns set values.*fix:"):
+        _checked_frame(Source, [(1, {"a", "b"})], ["id", "flags"], {})
+    with pytest.raises(SourceTypeError, match=r"source 'odd', column 'n': .*fix:"):
+        _checked_frame(Source, [(1, "x")], ["id", "n"], {"n": pl.Int64()})
