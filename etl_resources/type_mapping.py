@@ -143,19 +143,33 @@ def check_column_types(table: sa.Table, frame_schema: pl.Schema, dialect: sa.Dia
         )
 
 
+# SQLite stores NaN as NULL but keeps infinities; SQL Server's float has neither. PostgreSQL keeps all three.
+UNSTORABLE_INFINITY = {"sqlite": False, "mssql": True}
+WAREHOUSE_NAMES = {"sqlite": "SQLite", "mssql": "SQL Server"}
+
+
+def check_floats(table: sa.Table, batch: pl.DataFrame, dialect: str) -> None:
+    """Fail naming the column when a float the warehouse cannot hold is in the batch, instead of losing it."""
+    floats = [name for name, dtype in batch.schema.items() if dtype.is_float()]
+    if dialect not in UNSTORABLE_INFINITY or not floats:
+        return
+    checks = [(name, "NaN", pl.col(name).is_nan().any()) for name in floats]
+    if UNSTORABLE_INFINITY[dialect]:
+        checks += [(name, "±Infinity", pl.col(name).is_infinite().any()) for name in floats]
+    hits = batch.select(check.alias(str(i)) for i, (_, _, check) in enumerate(checks)).row(0)
+    bad = next(((name, value) for (name, value, _), hit in zip(checks, hits, strict=True) if hit), None)
+    if bad:
+        raise WarehouseTypeError(
+            f"table {table.fullname}, column '{bad[0]}': {bad[1]} cannot be stored in {WAREHOUSE_NAMES[dialect]} "
+            "(fix: load into PostgreSQL, or map the value to NULL in the source's query if that is what it means)"
+        )
+
+
 def sqlite_exact(table: sa.Table, batch: pl.DataFrame) -> tuple[sa.Table, pl.DataFrame]:
     """SQLite cannot hold NaN (it stores NULL) and SQLAlchemy binds its decimals as floats. NaN fails naming the
-    column; decimals and UInt64 are bound as their exact text, which a NUMERIC column keeps as a number when
+    column (check_floats); decimals and UInt64 are bound as their exact text, which a NUMERIC column keeps as a number when
     that is lossless (up to 15 digits) and as the text otherwise."""
-    floats = [name for name, dtype in batch.schema.items() if dtype.is_float()]
-    if floats:
-        nan = batch.select(pl.col(floats).is_nan().any()).row(0)
-        bad = [name for name, found in zip(floats, nan, strict=True) if found]
-        if bad:
-            raise WarehouseTypeError(
-                f"table {table.fullname}, column '{bad[0]}': NaN cannot be stored in SQLite (it becomes NULL) "
-                "(fix: load into PostgreSQL, or turn NaN into NULL in the source's query if that is what it means)"
-            )
+    check_floats(table, batch, "sqlite")
     exact = [name for name, dtype in batch.schema.items() if isinstance(dtype, pl.Decimal) or dtype == pl.UInt64]
     if not exact:
         return table, batch

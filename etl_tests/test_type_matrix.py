@@ -19,7 +19,9 @@ from sqlalchemy.dialects import mssql
 
 from etl_resources.lake import scan_partition
 from etl_resources.sql_extract import SourceTypeError, _checked_frame
-from etl_resources.type_mapping import sql_type
+from etl_resources.type_mapping import WarehouseTypeError, sql_type
+from etl_resources.write_modes import insert_batches
+from etl_tests.test_mssql_load import fake_connection
 
 DAY = "2026-11-01"
 ODD_NAMES = ["rate%", "two words", "it's \"q\"", "MixedCase"]
@@ -410,3 +412,16 @@ def test_a_value_without_a_lake_type_fails_naming_the_source_and_column():
         _checked_frame(Source, [(1, {"a", "b"})], ["id", "flags"], {})
     with pytest.raises(SourceTypeError, match=r"source 'odd', column 'n': .*fix:"):
         _checked_frame(Source, [(1, "x")], ["id", "n"], {"n": pl.Int64()})
+
+
+@pytest.mark.parametrize(("values", "named"), [([1.5, math.nan], "NaN"), ([math.inf, 1.0], "±Infinity"), ([-math.inf], "±Infinity")])
+def test_sql_server_refuses_nan_and_infinities_naming_the_column(values, named):
+    """No SQL Server runs here (its float has neither NaN nor infinities): pyodbc's connection is the recording fake
+    of test_mssql_load, and nothing may reach it."""
+    calls: list = []
+    conn, _ = fake_connection(calls)
+    table = sa.Table("readings", sa.MetaData(), sa.Column("id", sa.Integer()), sa.Column("value", sa.Double()), schema="dw")
+
+    with pytest.raises(WarehouseTypeError, match=rf"table dw.readings, column 'value': {named} cannot be stored in SQL Server.*fix:"):
+        insert_batches(conn, table, [pl.DataFrame({"id": list(range(len(values))), "value": values})])
+    assert calls == []
