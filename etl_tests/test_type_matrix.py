@@ -425,3 +425,16 @@ def test_sql_server_refuses_nan_and_infinities_naming_the_column(values, named):
     with pytest.raises(WarehouseTypeError, match=rf"table dw.readings, column 'value': {named} cannot be stored in SQL Server.*fix:"):
         insert_batches(conn, table, [pl.DataFrame({"id": list(range(len(values))), "value": values})])
     assert calls == []
+
+
+def test_nan_in_a_declared_numeric_fails_the_extract_naming_the_column(platform, pg_source, workdir):
+    """PostgreSQL allows NaN in numeric(p,s); a Decimal cannot hold it, and it must not become NULL."""
+    with psycopg.connect(host="127.0.0.1", port=pg_source["port"], user="postgres", dbname=pg_source["database"], autocommit=True) as conn:
+        conn.execute("CREATE TABLE odd_numeric (id integer, amount numeric(10,2)); INSERT INTO odd_numeric VALUES (1, 1.5), (2, 'NaN')")
+    defs = platform.configure(sources_yaml(pg_source["connection"], ["odd_numeric"]), warehouse_url=f"sqlite:///{workdir / 'warehouse.db'}")
+
+    result = platform.materialize(defs, DAY, raise_on_error=False)
+
+    assert not result.success
+    failure = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
+    assert "source 'odd_numeric', column 'amount': values ['NaN'] do not fit Decimal(precision=10, scale=2)" in failure and "fix:" in failure
