@@ -15,7 +15,7 @@ from etl_resources.config import SqlSource
 from etl_resources.engines import create_engine, literal_dialect
 from etl_resources.secrets import redact
 from etl_resources.transient import is_transient_connect_error, is_transient_database_error
-from etl_resources.type_mapping import polars_dtype
+from etl_resources.type_mapping import mysql_result_dtypes, polars_dtype
 
 # The driver's default of 16 MB record batches costs about 40 MB more peak memory and reads no faster.
 ADBC_BATCH_BYTES = 4 * 1024 * 1024
@@ -86,7 +86,7 @@ def _checked_frame(source: SqlSource, rows: list[sa.Row], columns: list[str], kn
     """The batch as a frame, or an error naming the column whose values the lake cannot hold as they are."""
     try:
         frame = _frame(rows, columns, known)
-    except (TypeError, OverflowError, pl.exceptions.PolarsError) as err:
+    except (TypeError, OverflowError, RuntimeError, pl.exceptions.PolarsError) as err:
         name = next((name for i, name in enumerate(columns) if not _builds(name, [row[i] for row in rows], known.get(name))), columns[0])
         raise SourceTypeError(source.name, name, str(err).splitlines()[0]) from None
     odd = [name for name, dtype in frame.schema.items() if dtype == pl.Object]
@@ -97,9 +97,10 @@ def _checked_frame(source: SqlSource, rows: list[sa.Row], columns: list[str], kn
 
 
 def _builds(name: str, values: list, dtype: pl.DataType | None) -> bool:
+    # polars reports some values that do not fit (a decimal past 38 digits) as a RuntimeError from its bindings.
     try:
         _frame([(value,) for value in values], [name], {name: dtype} if dtype is not None else {})
-    except (TypeError, OverflowError, pl.exceptions.PolarsError):
+    except (TypeError, OverflowError, RuntimeError, pl.exceptions.PolarsError):
         return False
     return True
 
@@ -179,6 +180,8 @@ def _cursor_frames(source: SqlSource, conn: sa.Connection, statement: sa.Select,
             f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}", transient=is_transient_database_error(err)
         ) from None
     columns = list(result.keys())
+    if source.query and conn.dialect.name in ("mysql", "mariadb"):
+        known = mysql_result_dtypes(result.cursor.description)
     yielded = False
     for rows in result.partitions(source.batch_size):
         yielded = True

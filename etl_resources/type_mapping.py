@@ -107,6 +107,23 @@ def _mysql_dtype(column_type: sa.types.TypeEngine) -> pl.DataType | None:
     return None
 
 
+MYSQL_NEWDECIMAL, MYSQL_TIME = 246, 11
+
+
+def mysql_result_dtypes(description) -> dict[str, pl.DataType]:
+    """A MySQL query's decimal and TIME columns typed from the result's metadata, not inferred from each batch's
+    values (which would give days of one source different decimal types). The metadata gives a decimal's display
+    length (digits, point, sign) but not its sign, so the precision keeps one digit of headroom."""
+    dtypes: dict[str, pl.DataType] = {}
+    for name, type_code, _, length, _, scale, _ in description or ():
+        if type_code == MYSQL_NEWDECIMAL:
+            precision = length - (1 if scale else 0)
+            dtypes[name] = pl.Decimal(precision, scale) if precision <= MAX_DECIMAL_PRECISION else pl.String()
+        elif type_code == MYSQL_TIME:
+            dtypes[name] = pl.String()
+    return dtypes
+
+
 class WarehouseTypeError(ValueError):
     """A value or a column type the warehouse table cannot hold exactly."""
 

@@ -438,3 +438,31 @@ def test_nan_in_a_declared_numeric_fails_the_extract_naming_the_column(platform,
     assert not result.success
     failure = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
     assert "source 'odd_numeric', column 'amount': values ['NaN'] do not fit Decimal(precision=10, scale=2)" in failure and "fix:" in failure
+
+
+def test_a_mariadb_query_source_types_decimals_and_time_from_the_result_not_the_values(platform, mariadb, workdir):
+    database = mariadb.create_database("q")
+    with pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", database=database, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE m (id INT, d12 DECIMAL(12,2), d65 DECIMAL(65,20), tm TIME(6), `rate%` INT)")
+        cursor.execute(f"INSERT INTO m VALUES (1, 1.10, {BIG}.5, '-838:59:59', 5), (2, NULL, NULL, NULL, NULL)")
+    query = "SELECT id, d12, d65, tm, `rate%`, 7 % 3 AS modulo, 'a%b' AS `pct%` FROM m"
+    defs = platform.configure(f"""
+sources:
+  - name: q
+    kind: sql
+    connection: {mariadb.url(database)}
+    query: |-
+      {query}
+    mode: snapshot
+    start_date: {DAY}
+    target: {{schema: dw, table: q}}
+""", warehouse_url=f"sqlite:///{workdir / 'warehouse.db'}")
+
+    assert platform.materialize(defs, DAY).success
+
+    schema, rows = lake_rows(platform, defs, "q")
+    assert (schema["d12"], schema["d65"], schema["tm"]) == (pl.Decimal(13, 2), pl.String, pl.String)
+    assert [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows] == [
+        {"id": 1, "d12": Decimal("1.10"), "d65": f"{BIG}.50000000000000000000", "tm": "-838:59:59", "rate%": 5, "modulo": 1, "pct%": "a%b"},
+        {"id": 2, "d12": None, "d65": None, "tm": None, "rate%": None, "modulo": 1, "pct%": "a%b"},
+    ]
