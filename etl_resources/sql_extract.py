@@ -82,11 +82,15 @@ def _frame(rows: list[sa.Row], columns: list[str], known: dict[str, pl.DataType]
     )
 
 
+# polars reports some values that do not fit (a decimal past 38 digits) as a RuntimeError from its bindings.
+FRAME_ERRORS = (TypeError, OverflowError, RuntimeError, pl.exceptions.PolarsError)
+
+
 def _checked_frame(source: SqlSource, rows: list[sa.Row], columns: list[str], known: dict[str, pl.DataType]) -> pl.DataFrame:
     """The batch as a frame, or an error naming the column whose values the lake cannot hold as they are."""
     try:
         frame = _frame(rows, columns, known)
-    except (TypeError, OverflowError, RuntimeError, pl.exceptions.PolarsError) as err:
+    except FRAME_ERRORS as err:
         name = next((name for i, name in enumerate(columns) if not _builds(name, [row[i] for row in rows], known.get(name))), columns[0])
         raise SourceTypeError(source.name, name, str(err).splitlines()[0]) from None
     odd = [name for name, dtype in frame.schema.items() if dtype == pl.Object]
@@ -97,10 +101,9 @@ def _checked_frame(source: SqlSource, rows: list[sa.Row], columns: list[str], kn
 
 
 def _builds(name: str, values: list, dtype: pl.DataType | None) -> bool:
-    # polars reports some values that do not fit (a decimal past 38 digits) as a RuntimeError from its bindings.
     try:
         _frame([(value,) for value in values], [name], {name: dtype} if dtype is not None else {})
-    except (TypeError, OverflowError, RuntimeError, pl.exceptions.PolarsError):
+    except FRAME_ERRORS:
         return False
     return True
 

@@ -43,6 +43,21 @@ def sources_yaml(connection: str, tables: list[str]) -> str:
     )
 
 
+def query_yaml(connection: str, query: str) -> str:
+    """A snapshot `query:` source named q; the query as a YAML block, so its quotes and `%` stay as written."""
+    return f"""
+sources:
+  - name: q
+    kind: sql
+    connection: {connection}
+    query: |-
+      {query}
+    mode: snapshot
+    start_date: {DAY}
+    target: {{schema: dw, table: q}}
+"""
+
+
 def lake_rows(platform, defs, table: str) -> tuple[pl.Schema, list[dict]]:
     frame = scan_partition(platform.lake(defs), f"raw/{table}", DAY).collect().sort("id")
     return frame.schema, frame.to_dicts()
@@ -187,17 +202,7 @@ def test_postgresql_source_types_arrive_exactly(platform, pg_source, warehouse_u
 
 def test_a_query_source_keeps_percent_signs_and_opaque_types(platform, pg_source, warehouse_url):
     query = """SELECT id, 'a%b' AS "rate%", 7 % 3 AS modulo, jb, u, n, iv FROM matrix WHERE t LIKE 'a%' OR id = 4"""
-    defs = platform.configure(f"""
-sources:
-  - name: q
-    kind: sql
-    connection: {pg_source["connection"]}
-    query: |-
-      {query}
-    mode: snapshot
-    start_date: {DAY}
-    target: {{schema: dw, table: q}}
-""", warehouse_url=warehouse_url)
+    defs = platform.configure(query_yaml(pg_source["connection"], query), warehouse_url=warehouse_url)
 
     assert platform.materialize(defs, DAY).success
 
@@ -446,17 +451,7 @@ def test_a_mariadb_query_source_types_decimals_and_time_from_the_result_not_the_
         cursor.execute("CREATE TABLE m (id INT, d12 DECIMAL(12,2), d65 DECIMAL(65,20), tm TIME(6), `rate%` INT)")
         cursor.execute(f"INSERT INTO m VALUES (1, 1.10, {BIG}.5, '-838:59:59', 5), (2, NULL, NULL, NULL, NULL)")
     query = "SELECT id, d12, d65, tm, `rate%`, 7 % 3 AS modulo, 'a%b' AS `pct%` FROM m"
-    defs = platform.configure(f"""
-sources:
-  - name: q
-    kind: sql
-    connection: {mariadb.url(database)}
-    query: |-
-      {query}
-    mode: snapshot
-    start_date: {DAY}
-    target: {{schema: dw, table: q}}
-""", warehouse_url=f"sqlite:///{workdir / 'warehouse.db'}")
+    defs = platform.configure(query_yaml(mariadb.url(database), query), warehouse_url=f"sqlite:///{workdir / 'warehouse.db'}")
 
     assert platform.materialize(defs, DAY).success
 
