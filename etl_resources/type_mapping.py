@@ -150,8 +150,10 @@ def check_column_types(table: sa.Table, frame_schema: pl.Schema, dialect: sa.Dia
             continue
         held = polars_dtype(table.c[name].type, dialect.name)
         planned = sql_type(dtype)
-        new, old = _kind(polars_dtype(planned._variant_mapping.get(dialect.name, planned), dialect.name)), _kind(held)
-        if new is None or old is None or new == old or (new == "integer" and old == "decimal"):
+        # The kind this dialect stores the lake type as: SQLite keeps wide decimals as TEXT.
+        stored = _kind(polars_dtype(planned._variant_mapping.get(dialect.name, planned), dialect.name))
+        new, old = _kind(dtype), _kind(held)
+        if new is None or old is None or old in (new, stored) or (new == "integer" and old == "decimal"):
             continue
         raise WarehouseTypeError(
             f"table {table.fullname}, column '{name}': the lake now has {dtype}, the warehouse column is {table.c[name].type} ({held}) "

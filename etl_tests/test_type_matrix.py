@@ -16,10 +16,11 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from etl_resources.lake import scan_partition
 from etl_resources.sql_extract import SourceTypeError, _checked_frame
-from etl_resources.type_mapping import WarehouseTypeError, sql_type
+from etl_resources.type_mapping import WarehouseTypeError, check_column_types, sql_type
 from etl_resources.write_modes import insert_batches
 from etl_tests.test_mssql_load import fake_connection
 
@@ -461,3 +462,22 @@ def test_a_mariadb_query_source_types_decimals_and_time_from_the_result_not_the_
         {"id": 1, "d12": Decimal("1.10"), "d65": f"{BIG}.50000000000000000000", "tm": "-838:59:59", "rate%": 5, "modulo": 1, "pct%": "a%b"},
         {"id": 2, "d12": None, "d65": None, "tm": None, "rate%": None, "modulo": 1, "pct%": "a%b"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("held", "lake", "fits"),
+    [
+        (sa.Integer(), pl.Int64, True), (sa.BigInteger(), pl.Int32, True), (sa.Numeric(20, 0), pl.UInt64, True), (sa.Numeric(30, 2), pl.Decimal(30, 2), True),
+        (sa.Text(), pl.Decimal(30, 2), True), (sa.Text(), pl.Null, True), (sa.Integer(), pl.String, False), (sa.Text(), pl.Int64, False),
+        (sa.Numeric(12, 2), pl.Float64, False), (sa.DateTime(), pl.Date, False),
+    ],
+)
+def test_a_warehouse_column_takes_only_values_of_its_kind(held, lake, fits):
+    """Tables made earlier (by this platform or another version of it) are checked against the day's lake schema."""
+    table = sa.Table("t", sa.MetaData(), sa.Column("c", held))
+    schema = pl.Schema({"c": lake})
+    if fits:
+        check_column_types(table, schema, sqlite_dialect.dialect())
+    else:
+        with pytest.raises(WarehouseTypeError, match=r"table t, column 'c': the lake now has .*fix:"):
+            check_column_types(table, schema, sqlite_dialect.dialect())
