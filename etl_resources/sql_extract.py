@@ -109,10 +109,12 @@ def _builds(name: str, values: list, dtype: pl.DataType | None) -> bool:
 
 
 class SourceTypeError(ValueError):
+    """A source value the lake has no exact type for; trying again cannot help."""
+
     def __init__(self, source: str, column: str, problem: str):
         super().__init__(
             f"source '{source}', column '{column}': {problem} "
-            "(fix: select the column in a `query:` cast to a type the lake keeps, e.g. `CAST(col AS CHAR)`, or report the type)"
+            "(fix: select the column in a `query:` cast to a type the lake keeps, e.g. `CAST(col AS TEXT)`, `CAST(col AS CHAR)` on MySQL)"
         )
 
 
@@ -236,10 +238,7 @@ def _typed_arrow(source: SqlSource, batch, dtypes: dict[str, pl.DataType]) -> pl
                 series = series.cast(target)
             except pl.exceptions.InvalidOperationError:
                 odd = series.filter(series.cast(target, strict=False).is_null() & series.is_not_null()).head(3).to_list()
-                raise SourceUnavailableError(
-                    f"source '{source.name}', column '{name}': values {odd} do not fit {target} "
-                    "(fix: select the column as text in a `query:`, e.g. `CAST(col AS text)`)"
-                ) from None
+                raise SourceTypeError(source.name, name, f"values {odd} do not fit {target}") from None
         columns.append(series)
     return pl.DataFrame(columns)
 
