@@ -1,5 +1,6 @@
 """SQLAlchemy engines for sources and warehouses, with what each database needs beyond the URL."""
 
+import copy
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -29,3 +30,13 @@ def _transactional_ddl(engine: sa.Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
+
+
+def literal_dialect(dialect: sa.Dialect) -> sa.Dialect:
+    """`dialect`, writing `%` as itself. SQLAlchemy doubles it for drivers whose paramstyle is `format`, and
+    only the driver's parameter step halves it again; SQL rendered with literal values and sent with no
+    parameters (a load's statements to psycopg, an extract's to ADBC) would otherwise turn `rate%` into `rate%%`."""
+    raw = copy.copy(dialect)
+    raw.identifier_preparer = copy.copy(dialect.identifier_preparer)
+    raw.identifier_preparer._double_percents = False
+    return raw

@@ -4,7 +4,6 @@ pgpq's Rust encoder needs about a third of the CPU that ADBC's ingest spent per 
 client and the server backend share the cores, so that CPU goes to the server's side of the COPY instead.
 """
 
-import copy
 from collections.abc import Iterable, Iterator
 
 import pgpq
@@ -12,20 +11,12 @@ import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
 
+from etl_resources.engines import literal_dialect  # noqa: F401 (the load renders its SQL with it)
+
 
 def connect(url: sa.URL) -> psycopg.Connection:
     """A psycopg connection (autocommit off) from a SQLAlchemy URL of any PostgreSQL driver; libpq takes it as is."""
     return psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
-
-
-def literal_dialect(dialect: sa.Dialect) -> sa.Dialect:
-    """`dialect`, writing `%` as itself. SQLAlchemy doubles it for drivers whose paramstyle is `format`, and
-    only the driver's parameter step halves it again; the load's statements go to psycopg with no parameters,
-    so a column named `rate%` would otherwise become `rate%%`."""
-    raw = copy.copy(dialect)
-    raw.identifier_preparer = copy.copy(dialect.identifier_preparer)
-    raw.identifier_preparer._double_percents = False
-    return raw
 
 
 def _microseconds(field: pa.Field) -> pa.Field:

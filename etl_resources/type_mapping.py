@@ -2,7 +2,11 @@
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql
+from sqlalchemy.dialects import mssql, mysql
+
+# Numbers with more digits than this do not fit polars' (and Parquet's common) 128-bit decimal.
+MAX_DECIMAL_PRECISION = 38
+SQLITE_EXACT_DIGITS = 15
 
 
 def sql_type(dtype: pl.DataType) -> sa.types.TypeEngine:
@@ -13,6 +17,8 @@ def sql_type(dtype: pl.DataType) -> sa.types.TypeEngine:
         return sa.SmallInteger()
     if dtype in (pl.Int32, pl.UInt16):
         return sa.Integer()
+    if dtype == pl.UInt64:
+        return _numeric(20, 0)  # up to 18446744073709551615, past BIGINT
     if dtype.is_integer():
         return sa.BigInteger()
     if dtype == pl.Float32:
@@ -20,7 +26,7 @@ def sql_type(dtype: pl.DataType) -> sa.types.TypeEngine:
     if dtype.is_float():
         return sa.Double()
     if isinstance(dtype, pl.Decimal):
-        return sa.Numeric(dtype.precision, dtype.scale)
+        return _numeric(dtype.precision, dtype.scale)
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
             return sa.DateTime(timezone=True).with_variant(mssql.DATETIMEOFFSET(), "mssql")
@@ -34,10 +40,30 @@ def sql_type(dtype: pl.DataType) -> sa.types.TypeEngine:
     return sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")
 
 
+MYSQL_INTEGERS = {"TINYINT": (pl.Int8, pl.UInt8), "SMALLINT": (pl.Int16, pl.UInt16), "MEDIUMINT": (pl.Int32, pl.UInt32),
+                  "INTEGER": (pl.Int32, pl.UInt32), "INT": (pl.Int32, pl.UInt32), "BIGINT": (pl.Int64, pl.UInt64)}
+
+
+def _numeric(precision: int, scale: int) -> sa.types.TypeEngine:
+    """SQLite keeps a NUMERIC value as an 8-byte float, exact to 15 digits: wider decimals go in a TEXT column as
+    their exact digits."""
+    numeric = sa.Numeric(precision, scale)
+    return numeric if precision <= SQLITE_EXACT_DIGITS else numeric.with_variant(sa.Text(), "sqlite")
+
+
 def polars_dtype(column_type: sa.types.TypeEngine, dialect: str) -> pl.DataType | None:
-    """The polars type for a reflected column, or None to let polars infer it from the values."""
+    """The polars type for a reflected column, or None to let polars infer it from the values.
+
+    Decided by the declaration alone, so every day of a source has one schema: a numeric without precision, or
+    with more than 38 digits, is exact text, never a float."""
     if dialect == "sqlite" and isinstance(column_type, sa.Integer):
         return pl.Int64()  # SQLite INTEGER holds 64-bit values whatever the declared name
+    if dialect == "sqlite" and isinstance(column_type, sa.Float):
+        return pl.Float64()  # SQLite REAL is 8 bytes whatever the declared name
+    if dialect in ("mysql", "mariadb"):
+        dtype = _mysql_dtype(column_type)
+        if dtype is not None:
+            return dtype
     if isinstance(column_type, sa.Boolean):
         return pl.Boolean()
     if isinstance(column_type, sa.SmallInteger):
@@ -52,17 +78,122 @@ def polars_dtype(column_type: sa.types.TypeEngine, dialect: str) -> pl.DataType 
         return pl.Float64()
     if isinstance(column_type, sa.Numeric):
         precision, scale = column_type.precision, column_type.scale
-        if precision is not None and scale is not None and precision <= 38:
-            return pl.Decimal(precision, scale)
-        return pl.Float64() if scale is None and precision is None else pl.Decimal(38, scale or 0)
+        if precision is not None and precision <= MAX_DECIMAL_PRECISION:
+            return pl.Decimal(precision, scale or 0)
+        return pl.String()
     if isinstance(column_type, sa.DateTime):
         return pl.Datetime("us", "UTC") if column_type.timezone else pl.Datetime("us")
     if isinstance(column_type, sa.Date):
         return pl.Date()
     if isinstance(column_type, sa.Time):
         return pl.Time()
-    if isinstance(column_type, sa.String):
+    if isinstance(column_type, (sa.String, sa.Uuid, sa.JSON)):
         return pl.String()
     if isinstance(column_type, sa.LargeBinary):
         return pl.Binary()
     return None
+
+
+def _mysql_dtype(column_type: sa.types.TypeEngine) -> pl.DataType | None:
+    """MySQL/MariaDB integers by width and sign (BIGINT UNSIGNED needs UInt64); BIT(n) as an unsigned number; TIME,
+    which spans -838:59:59 to 838:59:59 and so is a duration, not a time of day, as its own text."""
+    if isinstance(column_type, mysql.BIT):
+        return pl.UInt64()
+    if isinstance(column_type, sa.Integer) and not isinstance(column_type, sa.Boolean):
+        signed, unsigned = MYSQL_INTEGERS.get(type(column_type).__name__.upper(), (pl.Int64, pl.UInt64))
+        return unsigned() if getattr(column_type, "unsigned", False) else signed()
+    if isinstance(column_type, sa.Time):
+        return pl.String()
+    return None
+
+
+MYSQL_NEWDECIMAL, MYSQL_TIME = 246, 11
+
+
+def mysql_result_dtypes(description) -> dict[str, pl.DataType]:
+    """A MySQL query's decimal and TIME columns typed from the result's metadata, not inferred from each batch's
+    values (which would give days of one source different decimal types). The metadata gives a decimal's display
+    length (digits, point, sign) but not its sign, so the precision keeps one digit of headroom."""
+    dtypes: dict[str, pl.DataType] = {}
+    for name, type_code, _, length, _, scale, _ in description or ():
+        if type_code == MYSQL_NEWDECIMAL:
+            precision = length - (1 if scale else 0)
+            dtypes[name] = pl.Decimal(precision, scale) if precision <= MAX_DECIMAL_PRECISION else pl.String()
+        elif type_code == MYSQL_TIME:
+            dtypes[name] = pl.String()
+    return dtypes
+
+
+class WarehouseTypeError(ValueError):
+    """A value or a column type the warehouse table cannot hold exactly."""
+
+
+def _kind(dtype: pl.DataType | None) -> str | None:
+    if dtype is None:
+        return None
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_float():
+        return "float"
+    if isinstance(dtype, pl.Decimal):
+        return "decimal"
+    if isinstance(dtype, pl.Datetime):
+        return "timestamp"
+    return str(dtype.base_type()).lower()
+
+
+def check_column_types(table: sa.Table, frame_schema: pl.Schema, dialect: sa.Dialect) -> None:
+    """Refuse a day whose column changed its kind (say int to text) since the table was made: SQLite would store
+    'abc' in an INTEGER column without a word, other warehouses fail mid-load on the first odd value."""
+    for name, dtype in frame_schema.items():
+        if name not in table.columns or dtype == pl.Null:
+            continue
+        held = polars_dtype(table.c[name].type, dialect.name)
+        planned = sql_type(dtype)
+        # The kind this dialect stores the lake type as: SQLite keeps wide decimals as TEXT.
+        stored = _kind(polars_dtype(planned._variant_mapping.get(dialect.name, planned), dialect.name))
+        new, old = _kind(dtype), _kind(held)
+        if new is None or old is None or old in (new, stored) or (new == "integer" and old == "decimal"):
+            continue
+        raise WarehouseTypeError(
+            f"table {table.fullname}, column '{name}': the lake now has {dtype}, the warehouse column is {table.c[name].type} ({held}) "
+            f"(fix: change the column's type in the source back, or ALTER the warehouse column to {sql_type(dtype).compile(dialect=dialect)} "
+            "and load the day again)"
+        )
+
+
+# SQLite stores NaN as NULL but keeps infinities; SQL Server's float has neither. PostgreSQL keeps all three.
+UNSTORABLE_INFINITY = {"sqlite": False, "mssql": True}
+WAREHOUSE_NAMES = {"sqlite": "SQLite", "mssql": "SQL Server"}
+
+
+def check_floats(table: sa.Table, batch: pl.DataFrame, dialect: str) -> None:
+    """Fail naming the column when a float the warehouse cannot hold is in the batch, instead of losing it."""
+    floats = [name for name, dtype in batch.schema.items() if dtype.is_float()]
+    if dialect not in UNSTORABLE_INFINITY or not floats:
+        return
+    checks = [(name, "NaN", pl.col(name).is_nan().any()) for name in floats]
+    if UNSTORABLE_INFINITY[dialect]:
+        checks += [(name, "±Infinity", pl.col(name).is_infinite().any()) for name in floats]
+    hits = batch.select(check.alias(str(i)) for i, (_, _, check) in enumerate(checks)).row(0)
+    bad = next(((name, value) for (name, value, _), hit in zip(checks, hits, strict=True) if hit), None)
+    if bad:
+        raise WarehouseTypeError(
+            f"table {table.fullname}, column '{bad[0]}': {bad[1]} cannot be stored in {WAREHOUSE_NAMES[dialect]} "
+            "(fix: load into PostgreSQL, or map the value to NULL in the source's query if that is what it means)"
+        )
+
+
+def sqlite_exact(table: sa.Table, batch: pl.DataFrame) -> tuple[sa.Table, pl.DataFrame]:
+    """SQLite cannot hold NaN (it stores NULL) and SQLAlchemy binds its decimals as floats. NaN fails naming the
+    column (check_floats); decimals and UInt64 are bound as their exact text, which a NUMERIC column keeps as a number when
+    that is lossless (up to 15 digits) and as the text otherwise."""
+    check_floats(table, batch, "sqlite")
+    exact = [name for name, dtype in batch.schema.items() if isinstance(dtype, pl.Decimal) or dtype == pl.UInt64]
+    if not exact:
+        return table, batch
+    binding = sa.Table(
+        table.name, sa.MetaData(), *(sa.Column(c.name, sa.Text() if c.name in exact else c.type) for c in table.columns), schema=table.schema
+    )
+    return binding, batch.with_columns(pl.col(exact).cast(pl.String))
+

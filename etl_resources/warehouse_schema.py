@@ -4,7 +4,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from etl_resources import warehouse_names
-from etl_resources.type_mapping import sql_type
+from etl_resources.type_mapping import check_column_types, sql_type
 
 LINEAGE_COLUMNS = ("_loaded_at", "_source_file", "_partition")
 
@@ -71,6 +71,7 @@ def table_plan(
         return ddl, table, []
     table = _reflect_columns(conn, schema, name)
     warehouse_names.check_columns(conn.dialect.name, name, data_columns, [column.name for column in table.columns])
+    check_column_types(table, frame_schema, conn.dialect)
     added = [col for col in data_columns if col not in table.columns]
     keyword = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
     for col in added:

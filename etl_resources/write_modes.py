@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from etl_resources import warehouse_names
 from etl_resources.mssql_load import fast_insert, uses_fast_executemany
+from etl_resources.type_mapping import check_floats, sqlite_exact
 from etl_resources.partition_swap import partition_table_name
 from etl_resources.warehouse_schema import is_partitioned, keys_index
 
@@ -28,10 +29,19 @@ class WriteModeError(ValueError):
 
 def insert_batches(conn: sa.Connection, table: sa.Table, batches: Iterable[pl.DataFrame]) -> None:
     if uses_fast_executemany(conn.dialect):
-        fast_insert(conn, table, batches)
+        fast_insert(conn, table, _floats_checked(table, batches, conn.dialect.name))
         return
     for batch in batches:
-        conn.execute(table.insert(), batch.to_dicts())
+        target = table
+        if conn.dialect.name == "sqlite":
+            target, batch = sqlite_exact(table, batch)
+        conn.execute(target.insert(), batch.to_dicts())
+
+
+def _floats_checked(table: sa.Table, batches: Iterable[pl.DataFrame], dialect: str) -> Iterable[pl.DataFrame]:
+    for batch in batches:
+        check_floats(table, batch, dialect)
+        yield batch
 
 
 def prepare_append(conn: sa.Connection, table: sa.Table, partition_key: str) -> None:

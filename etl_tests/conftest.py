@@ -15,12 +15,18 @@ from etl_assets.demo.events_api import DEMO_API_KEY
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
 from etl_tests.api_server import ApiServer, ApiState
 from etl_tests.platform import Platform
-from etl_tests.servers import Azurite, Postgres, azurite_server, postgres_server
+from etl_tests.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDB]:
+    with mariadb_server() as server:
         yield server
 
 

@@ -1,4 +1,4 @@
-"""Real servers for the tests: PostgreSQL from Debian's packages and Azurite (Blob API) from npm."""
+"""Real servers for the tests: PostgreSQL and MariaDB from Debian's packages and Azurite (Blob API) from npm."""
 
 import glob
 import os
@@ -94,6 +94,63 @@ def postgres_server() -> Iterator[Postgres]:
 
 
 @dataclass(frozen=True)
+class MariaDB:
+    port: int
+
+    def url(self, database: str) -> str:
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}?charset=utf8mb4"
+
+    def create_database(self, prefix: str) -> str:
+        import pymysql
+
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with pymysql.connect(host="127.0.0.1", port=self.port, user="root") as conn, conn.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        return name
+
+
+@contextmanager
+def mariadb_server() -> Iterator[MariaDB]:
+    """A throwaway MariaDB (Debian's `mariadb-server`) on a free port, its data in a temporary folder."""
+    daemon, install = shutil.which("mariadbd") or "/usr/sbin/mariadbd", shutil.which("mariadb-install-db")
+    if not install or not Path(daemon).exists():
+        raise RuntimeError("MariaDB is not installed; run `bash scripts/setup.sh --test-servers`")
+    base = Path(tempfile.mkdtemp(prefix="etl-mariadb-"))
+    data, log, port = base / "data", base / "server.log", free_port()
+    # root may run mariadbd only when told to; as another user the server runs as that user.
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    subprocess.run(
+        [install, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal", "--skip-test-db", *user],
+        check=True,
+        capture_output=True,
+    )
+    args = [daemon, "--no-defaults", f"--datadir={data}", f"--socket={base / 'mysql.sock'}", f"--pid-file={base / 'mysqld.pid'}",
+            "--bind-address=127.0.0.1", f"--port={port}", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin", f"--log-error={log}", *user]
+    try:
+        with listening(args, log, port, "MariaDB", seconds=60):
+            yield MariaDB(port=port)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def listening(args: list[str], log: Path, port: int, what: str, seconds: float) -> Iterator[None]:
+    """Run a server in its own session until the block ends, once it listens on `port`; then terminate it."""
+    with log.open("w") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, seconds, what, log)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass(frozen=True)
 class Azurite:
     port: int
 
@@ -120,22 +177,11 @@ def azurite_server() -> Iterator[Azurite]:
     location = Path(tempfile.mkdtemp(prefix="etl-azurite-"))
     port = free_port()
     log = location / "azurite.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(binary), "--skipApiVersionCheck", "--location", str(location), "--blobHost", "127.0.0.1", "--blobPort", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    args = [str(binary), "--skipApiVersionCheck", "--location", str(location), "--blobHost", "127.0.0.1", "--blobPort", str(port)]
     try:
-        wait_for_port(port, 30, "Azurite", log)
-        yield Azurite(port=port)
+        with listening(args, log, port, "Azurite", seconds=30):
+            yield Azurite(port=port)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
         shutil.rmtree(location, ignore_errors=True)
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh Debian machine with Python 3.11: the virtualenv, and with --test-servers
-# also PostgreSQL (Debian's packages) and Azurite (npm) for the test suite.
+# also PostgreSQL and MariaDB (Debian's packages) and Azurite (npm) for the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,11 @@ if [ "${1:-}" = "--test-servers" ]; then
         echo "setup: installing PostgreSQL from Debian's packages"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fi
+    if ! command -v mariadb-install-db >/dev/null || [ ! -x /usr/sbin/mariadbd ]; then
+        echo "setup: installing MariaDB from Debian's packages"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
     fi
     if [ ! -x .etl/tools/node_modules/.bin/azurite-blob ]; then
         if ! command -v npm >/dev/null; then
