@@ -12,7 +12,10 @@ import pytest
 
 from etl_tests.servers import REPO
 
-YESTERDAY = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+@pytest.fixture
+def yesterday() -> str:
+    """Read per test, not at import: a suite that runs past midnight UTC would otherwise expect the wrong days."""
+    return (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
 
 
 def source_orders_on(day: str) -> int:
@@ -20,7 +23,7 @@ def source_orders_on(day: str) -> int:
         return conn.execute("SELECT COUNT(*) FROM orders WHERE substr(ordered_at, 1, 10) = ?", (day,)).fetchone()[0]
 
 
-def test_demo_command_materializes_the_last_days_and_says_where(workdir):
+def test_demo_command_materializes_the_last_days_and_says_where(workdir, yesterday):
     shutil.copy(REPO / "dagster.yaml", workdir / "dagster.yaml")
     result = subprocess.run(
         [sys.executable, "-m", "etl_assets.demo", "2"],
@@ -33,14 +36,14 @@ def test_demo_command_materializes_the_last_days_and_says_where(workdir):
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "succeeded" in result.stdout
-    day_before = (dt.date.fromisoformat(YESTERDAY) - dt.timedelta(days=1)).isoformat()
-    for day in (day_before, YESTERDAY):
+    day_before = (dt.date.fromisoformat(yesterday) - dt.timedelta(days=1)).isoformat()
+    for day in (day_before, yesterday):
         partition = workdir / f".etl/lake/raw/shop_orders/date={day}"
         assert str(partition) in result.stdout
         assert len(list(partition.glob("part-*.parquet"))) == 1
         assert pl.read_parquet(partition / "*.parquet").height == source_orders_on(day)
     with sqlite3.connect(workdir / ".etl/warehouse.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM orders WHERE _partition = ?", (YESTERDAY,)).fetchone()[0] == source_orders_on(YESTERDAY)
+        assert conn.execute("SELECT COUNT(*) FROM orders WHERE _partition = ?", (yesterday,)).fetchone()[0] == source_orders_on(yesterday)
         assert conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 2 * 200
     # Dagster's own storage under DAGSTER_HOME, which `dagster dev` then shows.
     assert (workdir / ".etl/dagster/storage").is_dir()
@@ -49,63 +52,63 @@ def test_demo_command_materializes_the_last_days_and_says_where(workdir):
 SHOP_TABLES = ["raw/shop_orders", "warehouse/shop/orders", "raw/shop_customers", "warehouse/shop/customers"]
 
 
-def test_rematerializing_a_partition_leaves_the_same_rows(platform, demo_sources):
+def test_rematerializing_a_partition_leaves_the_same_rows(platform, demo_sources, yesterday):
     defs = platform.configure(demo_sources)
-    platform.materialize(defs, YESTERDAY, selection=SHOP_TABLES)
-    first_files = platform.partition_listing(defs, "raw/shop_orders", YESTERDAY)
+    platform.materialize(defs, yesterday, selection=SHOP_TABLES)
+    first_files = platform.partition_listing(defs, "raw/shop_orders", yesterday)
 
-    platform.materialize(defs, YESTERDAY, selection=SHOP_TABLES)
+    platform.materialize(defs, yesterday, selection=SHOP_TABLES)
 
-    expected = source_orders_on(YESTERDAY)
-    listing = platform.partition_listing(defs, "raw/shop_orders", YESTERDAY)
-    manifest = platform.manifest(defs, "raw/shop_orders", YESTERDAY)
+    expected = source_orders_on(yesterday)
+    listing = platform.partition_listing(defs, "raw/shop_orders", yesterday)
+    manifest = platform.manifest(defs, "raw/shop_orders", yesterday)
     assert listing == sorted(manifest["files"] + ["_manifest.json"])
     first_parts = {name for name in first_files if name.startswith("part-")}
     assert first_parts and first_parts.isdisjoint(listing)  # the first write's parts are gone
     assert manifest["rows"] == expected
-    rows = platform.query(defs, "SELECT COUNT(*), COUNT(DISTINCT order_id) FROM orders WHERE _partition = :p", p=YESTERDAY)
+    rows = platform.query(defs, "SELECT COUNT(*), COUNT(DISTINCT order_id) FROM orders WHERE _partition = :p", p=yesterday)
     assert rows == [(expected, expected)]
     assert platform.query(defs, "SELECT COUNT(*) FROM customers") == [(200,)]
-    audit = platform.query(defs, "SELECT source_name, step, status, rows_loaded FROM etl_audit_log WHERE partition_key = :p ORDER BY id", p=YESTERDAY)
+    audit = platform.query(defs, "SELECT source_name, step, status, rows_loaded FROM etl_audit_log WHERE partition_key = :p ORDER BY id", p=yesterday)
     assert audit == [
         ("shop_customers", "load", "success", 200),
         ("shop_orders", "load", "success", expected),
     ] * 2
 
 
-def test_a_lake_that_cannot_be_written_fails_the_run_and_is_audited(platform, workdir, demo_sources):
+def test_a_lake_that_cannot_be_written_fails_the_run_and_is_audited(platform, workdir, demo_sources, yesterday):
     (workdir / "not-a-folder").write_text("a file where the lake should be")
     defs = platform.configure(demo_sources, lake_url=str(workdir / "not-a-folder/lake"))
 
-    result = platform.materialize(defs, YESTERDAY, selection=["raw/shop_orders", "warehouse/shop/orders"], raise_on_error=False)
+    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders", "warehouse/shop/orders"], raise_on_error=False)
 
     assert not result.success
     audit = platform.query(defs, "SELECT source_name, partition_key, step, status, error_message FROM etl_audit_log")
     assert len(audit) == 1
-    assert audit[0][:4] == ("shop_orders", YESTERDAY, "extract", "failure")
+    assert audit[0][:4] == ("shop_orders", yesterday, "extract", "failure")
     assert "not-a-folder" in audit[0][4]
     assert platform.query(defs, "SELECT name FROM sqlite_master WHERE name = 'orders'") == []
 
 
-def test_a_range_that_runs_past_today_loads_the_days_that_exist(platform, demo_sources):
+def test_a_range_that_runs_past_today_loads_the_days_that_exist(platform, demo_sources, yesterday):
     defs = platform.configure(demo_sources)
-    future = (dt.date.fromisoformat(YESTERDAY) + dt.timedelta(days=5)).isoformat()
+    future = (dt.date.fromisoformat(yesterday) + dt.timedelta(days=5)).isoformat()
 
-    result = platform.materialize(defs, YESTERDAY, future, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    result = platform.materialize(defs, yesterday, future, selection=["raw/shop_orders", "warehouse/shop/orders"])
 
     assert result.success  # today's partition does not exist until the day is over
-    assert platform.materialized_partitions(["raw", "shop_orders"]) == {YESTERDAY}
-    assert platform.query(defs, "SELECT DISTINCT _partition FROM orders") == [(YESTERDAY,)]
+    assert platform.materialized_partitions(["raw", "shop_orders"]) == {yesterday}
+    assert platform.query(defs, "SELECT DISTINCT _partition FROM orders") == [(yesterday,)]
 
 
 @pytest.mark.skipif(not os.environ.get("ETL_TEST_MSSQL_URL"), reason="ETL_TEST_MSSQL_URL is not set: no SQL Server to run against")
-def test_the_demo_loads_into_a_real_sql_server(platform, demo_sources):
+def test_the_demo_loads_into_a_real_sql_server(platform, demo_sources, yesterday):
     """Only where a SQL Server or Azure SQL database is reachable; none can run here."""
     defs = platform.configure(demo_sources, warehouse_url=os.environ["ETL_TEST_MSSQL_URL"])
 
-    result = platform.materialize(defs, YESTERDAY, selection=["raw/shop_orders", "warehouse/shop/orders"])
-    platform.materialize(defs, YESTERDAY, selection=["warehouse/shop/orders"])
+    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    platform.materialize(defs, yesterday, selection=["warehouse/shop/orders"])
 
     assert result.success
-    assert platform.query(defs, "SELECT COUNT(*) FROM shop.orders WHERE _partition = :day", day=YESTERDAY)[0][0] == platform.manifest(defs, "raw/shop_orders", YESTERDAY)["rows"]
+    assert platform.query(defs, "SELECT COUNT(*) FROM shop.orders WHERE _partition = :day", day=yesterday)[0][0] == platform.manifest(defs, "raw/shop_orders", yesterday)["rows"]
     assert [row[:2] for row in platform.query(defs, "SELECT step, status FROM etl_audit_log ORDER BY id")][-2:] == [("load", "success"), ("load", "success")]
