@@ -126,7 +126,8 @@ def write_partition(
     before a column was widened are rewritten, one at a time, before the commit.
     """
     fs = lake.fs
-    write_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    # Microseconds, so two writes of a day in one second still order by time, not by their random suffix.
+    write_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
     day_staging = f"{lake.dataset_dir(dataset)}/_staging/date={partition_key}"
     staging = f"{day_staging}/{write_id}"
     label = f"{dataset} {partition_key}"

@@ -4,6 +4,7 @@ import datetime as dt
 import shutil
 import subprocess
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import dagster as dg
@@ -221,6 +222,27 @@ def test_a_failed_cleanup_keeps_the_real_error_and_the_next_write_removes_its_le
     subprocess.run(["chattr", "-i", str(next(staging.rglob("part-00000.parquet")).parent)], check=True)
     good, _ = numbers_assets()
     assert dg.materialize(good[:1], resources={"lake_io_manager": io_manager}, instance=instance, partition_key="2026-11-06").success
+    assert blobs(workdir, "lake/numbers/_staging/") == []
+
+
+def test_staging_left_earlier_in_the_same_second_is_removed_whatever_its_random_suffix(workdir, instance, monkeypatch):
+    """A failed write and the retry that follows within the same second: the retry still removes its leftovers.
+
+    The lake's clock is pinned so that both fall in one second, which real runs only sometimes do."""
+    now = dt.datetime(2026, 11, 7, 1, 2, 3, 500_000, tzinfo=dt.UTC)
+
+    class Pinned(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now
+
+    monkeypatch.setattr("etl_resources.lake.dt", SimpleNamespace(datetime=Pinned, UTC=dt.UTC))
+    io_manager = LakeIOManager(url=str(workdir / "lake"))
+    earlier = f"{now - dt.timedelta(microseconds=1):%Y%m%dT%H%M%S%f}-ffffffff"
+    io_manager.lake().fs.pipe_file(f"{workdir}/lake/numbers/_staging/date=2026-11-06/{earlier}/part-00000.parquet", b"a failed write's part")
+    assets, _ = numbers_assets()
+
+    assert dg.materialize(assets[:1], resources={"lake_io_manager": io_manager}, instance=instance, partition_key="2026-11-06").success
     assert blobs(workdir, "lake/numbers/_staging/") == []
 
 
