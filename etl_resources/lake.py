@@ -162,11 +162,11 @@ def write_partition(
         }
         fs.pipe_file(f"{lake.partition_dir(dataset, partition_key)}/{MANIFEST}", json.dumps(manifest, indent=1).encode())
     except BaseException as err:
-        # Closing the stream now, not at garbage collection, releases the source's connection and cursor.
-        batches.close()
         _clean_up(lake, staging, log, failure=err)
         raise
-    batches.close()
+    finally:
+        # Closing the stream now, not at garbage collection, releases the source's connection and cursor.
+        batches.close()
     _clean_up(lake, staging, log)
     _remove_stale(fs, lake.partition_dir(dataset, partition_key), keep=set(manifest["files"]) | {MANIFEST})
     _remove_earlier_staging(lake, day_staging, write_id, log)

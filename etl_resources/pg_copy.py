@@ -11,8 +11,6 @@ import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
 
-from etl_resources.engines import literal_dialect  # noqa: F401 (the load renders its SQL with it)
-
 
 def connect(url: sa.URL) -> psycopg.Connection:
     """A psycopg connection (autocommit off) from a SQLAlchemy URL of any PostgreSQL driver; libpq takes it as is."""

@@ -151,7 +151,7 @@ def check_column_types(table: sa.Table, frame_schema: pl.Schema, dialect: sa.Dia
         held = polars_dtype(table.c[name].type, dialect.name)
         planned = sql_type(dtype)
         # The kind this dialect stores the lake type as: SQLite keeps wide decimals as TEXT.
-        stored = _kind(polars_dtype(planned._variant_mapping.get(dialect.name, planned), dialect.name))
+        stored = _kind(polars_dtype(planned.dialect_impl(dialect), dialect.name))
         new, old = _kind(dtype), _kind(held)
         if new is None or old is None or old in (new, stored) or (new == "integer" and old == "decimal"):
             continue

@@ -14,7 +14,7 @@ from pydantic import PrivateAttr
 
 from etl_resources import pg_copy, warehouse_names
 from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
-from etl_resources.engines import create_engine
+from etl_resources.engines import create_engine, literal_dialect
 from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, uses_fast_executemany
 from etl_resources.partition_swap import Lineage, PartitionSwap, files_pattern
 from etl_resources.prefetch import ReadAhead
@@ -194,7 +194,7 @@ def _replace_postgres(
     with engine.connect() as probe:
         ddl, table, added = table_plan(probe, schema, table_name, frame.collect_schema())
         partitioned = any(isinstance(statement, sa.schema.CreateTable) for statement in ddl) or is_partitioned(probe, table.schema, table.name)
-        dialect = pg_copy.literal_dialect(probe.dialect)
+        dialect = literal_dialect(probe.dialect)
     statements = [str(statement.compile(dialect=dialect)) for statement in ddl]
     if partitioned:
         swap = PartitionSwap(dialect, table, partition_key, [name for name in frame.collect_schema() if name not in LINEAGE_COLUMNS])
