@@ -10,6 +10,7 @@ from etl_assets.gate import source_gate_failures
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys
 from etl_assets.raw_assets import raw_key
 from etl_resources.config import AnySource
+from etl_resources.type_mapping import WarehouseTypeError
 from etl_resources.warehouse import Warehouse, load_partition
 from etl_resources.warehouse_names import WarehouseNameError
 from etl_resources.warehouse_schema import effective_schema
@@ -71,7 +72,7 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
                 loaded = load_partition(engine, target.schema_, target.table, key, frame, target.write_mode, tuple(target.keys), context.log)
                 # Read back by the target's name before the audit says success: rows that landed anywhere else failed.
                 columns = table_schema(engine, target.schema_, target.table)
-            except WarehouseNameError as err:
+            except (WarehouseNameError, WarehouseTypeError) as err:
                 failure = dg.Failure(description=f"source '{source.name}', {key}: {err}")
                 record_audit(context, warehouse, source, key, "load", started, error=failure)
                 raise failure from err

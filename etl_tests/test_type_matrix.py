@@ -248,6 +248,7 @@ def test_nan_and_infinities_survive_on_postgresql_and_fail_naming_the_column_on_
         assert not result.success
         failure = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
         assert "column 'f4': NaN cannot be stored in SQLite" in failure
+        assert f"source 'nan_floats', {DAY}:" in failure
         assert mismatches(source_rows, [{k: v for k, v in row.items() if not k.startswith("_")} for row in lake_rows(platform, defs, "nan_floats")[1]], "lake") == []
     else:
         assert result.success
@@ -268,6 +269,7 @@ def test_a_column_that_turns_from_int_to_text_fails_the_load_naming_it(platform,
     assert not result.success
     failure = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
     assert "column 'code': the lake now has String, the warehouse column is INTEGER" in failure
+    assert "source 'drift', 2026-11-02:" in failure
     assert "fix:" in failure
     with sqlite3.connect(workdir / "warehouse.db") as conn:
         assert conn.execute("SELECT _partition, code, typeof(code) FROM drift").fetchall() == [(DAY, 10, "integer")]
