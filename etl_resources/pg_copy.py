@@ -11,6 +11,8 @@ import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
 
+from etl_resources.type_mapping import WarehouseTypeError
+
 
 def connect(url: sa.URL) -> psycopg.Connection:
     """A psycopg connection (autocommit off) from a SQLAlchemy URL of any PostgreSQL driver; libpq takes it as is."""
@@ -54,7 +56,15 @@ def copy_chunks(cursor: psycopg.Cursor, statement: str, chunks: Iterator[bytes])
     first = next(chunks, None)
     if first is None:
         return
-    with cursor.copy(statement) as copy:
-        copy.write(first)
-        for chunk in chunks:
-            copy.write(chunk)
+    try:
+        with cursor.copy(statement) as copy:
+            copy.write(first)
+            for chunk in chunks:
+                copy.write(chunk)
+    except psycopg.errors.CharacterNotInRepertoire as err:
+        # PostgreSQL text cannot hold a NUL character, which other sources (SQLite, files, APIs) can send.
+        where = (err.diag.context or "").strip().splitlines()[0]
+        raise WarehouseTypeError(
+            f"{where}: {err.diag.message_primary} (fix: PostgreSQL text cannot hold the NUL character; remove it in the "
+            "source's query, e.g. replace(col, char(0), ''), or load into another warehouse)"
+        ) from None

@@ -483,3 +483,24 @@ def test_a_warehouse_column_takes_only_values_of_its_kind(held, lake, fits):
     else:
         with pytest.raises(WarehouseTypeError, match=r"table t, column 'c': the lake now has .*fix:"):
             check_column_types(table, schema, sqlite_dialect.dialect())
+
+
+def test_a_nul_character_fails_a_postgresql_load_naming_the_column_and_the_warehouse_keeps_its_day(platform, postgres, workdir):
+    """SQLite (like files and APIs) can hold U+0000 in text; PostgreSQL's text cannot, and its raw COPY error named no source."""
+    with sqlite3.connect(workdir / "source.db") as conn:
+        conn.execute('CREATE TABLE notes (id INTEGER, "Note" TEXT)')
+        conn.executemany("INSERT INTO notes VALUES (?, ?)", [(1, "ok"), (2, "a\x00b")])
+    warehouse = postgres.url(postgres.create_database("warehouse"))
+    defs = platform.configure(sources_yaml(f"sqlite:///{workdir / 'source.db'}", ["notes"]), warehouse_url=warehouse)
+    with sqlite3.connect(workdir / "source.db") as conn:
+        conn.execute("DELETE FROM notes WHERE id = 2")
+    assert platform.materialize(defs, DAY).success
+    with sqlite3.connect(workdir / "source.db") as conn:
+        conn.execute("INSERT INTO notes VALUES (2, ?)", ("a\x00b",))
+
+    result = platform.materialize(defs, DAY, raise_on_error=False)
+
+    assert not result.success
+    failure = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
+    assert f"source 'notes', {DAY}:" in failure and "column Note" in failure and "NUL" in failure and "fix:" in failure
+    assert platform.query(defs, 'SELECT id, "Note" FROM dw.notes') == [(1, "ok")]
