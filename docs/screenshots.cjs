@@ -1,12 +1,12 @@
-// Screenshots of the Dagster UI for the README: node docs/screenshots.cjs <ui base url> <output folder>
+// Screenshots of the Dagster UI for the README: node docs/screenshots.cjs <ui base url> <output folder> <blocked day>
 // Needs playwright-core (npm) and Debian's chromium; scripts/screenshots.sh provides both and the UI.
 const { chromium } = require('playwright-core');
 
-const [base, out] = process.argv.slice(2);
-const yesterday = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
+const [base, out, blocked] = process.argv.slice(2);
 const pages = [
   ['/asset-groups/shop', 'asset-graph.png'],
-  [`/assets/raw/ecom_events?view=partitions&partition=${yesterday}`, 'partitions.png'],
+  [`/assets/warehouse/shop/events?view=partitions&partition=${blocked}`, 'partitions.png'],
+  [`/assets/raw/ecom_events?view=partitions&partition=${blocked}`, 'raw-partition.png'],
   ['/assets/raw/ecom_events?view=checks', 'checks.png'],
   ['/assets/warehouse/shop/events?view=overview', 'warehouse-asset.png'],
   ['/automation', 'automation.png'],

@@ -30,11 +30,13 @@ def _check_alert(entry: dg.EventLogEntry, run_id: str, run: dg.DagsterRun | None
     evaluation = entry.dagster_event.asset_check_evaluation_data
     asset = evaluation.asset_key.to_user_string()
     reason = evaluation.description or "failed"
+    # Checks judge each day on their own; older evaluations without a partition cover their run's days.
+    partition = evaluation.partition or _partition(run)
     return {
-        "text": f"Check {evaluation.check_name} failed on {asset} ({_partition(run) or 'unpartitioned'}): {reason}. {webhook.run_link(run_id)}",
+        "text": f"Check {evaluation.check_name} failed on {asset} ({partition or 'unpartitioned'}): {reason}. {webhook.run_link(run_id)}",
         "kind": "asset_check",
         "asset": asset,
-        "partition": _partition(run),
+        "partition": partition,
         "check": evaluation.check_name,
         "severity": evaluation.severity.value,
         "reason": reason,
@@ -43,9 +45,19 @@ def _check_alert(entry: dg.EventLogEntry, run_id: str, run: dg.DagsterRun | None
     }
 
 
-def _run_alert(record: dg.EventLogRecord, run: dg.DagsterRun | None, planned: list[dg.AssetKey], webhook: AlertWebhook) -> dict:
+def step_failures(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """What each failed step of a run said, first line first: the run's own message names only the steps."""
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records
+    return [
+        f"{event.step_key}: {error.message.strip()}"
+        for record in records
+        if (event := record.event_log_entry.dagster_event) and (error := event.step_failure_data.error) is not None
+    ]
+
+
+def _run_alert(record: dg.EventLogRecord, run: dg.DagsterRun | None, planned: list[dg.AssetKey], steps: list[str], webhook: AlertWebhook) -> dict:
     assets = sorted(key.to_user_string() for key in planned)
-    reason = record.event_log_entry.dagster_event.message or "run failed"
+    reason = "\n".join([record.event_log_entry.dagster_event.message or "run failed", *steps])
     return {
         "text": f"Run {record.run_id[:8]} failed ({', '.join(assets) or (run.job_name if run else '')}, {_partition(run) or 'unpartitioned'}): {reason} {webhook.run_link(record.run_id)}",
         "kind": "run_failure",
@@ -98,7 +110,8 @@ def failure_alerts(context: dg.SensorEvaluationContext, alerts: AlertWebhook) ->
         context.update_cursor(json.dumps(state))
     for record in failed_runs(context.instance, state["runs"]):
         planned = context.instance.event_log_storage.get_asset_partitions_for_run(record.run_id, DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
-        alerts.post(_run_alert(record, context.instance.get_run_by_id(record.run_id), list(planned), alerts))
+        steps = step_failures(context.instance, record.run_id)
+        alerts.post(_run_alert(record, context.instance.get_run_by_id(record.run_id), list(planned), steps, alerts))
         sent += 1
         state["runs"] = record.storage_id
         context.update_cursor(json.dumps(state))

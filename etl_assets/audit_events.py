@@ -12,6 +12,16 @@ from etl_resources.secrets import redact
 from etl_resources.warehouse import Warehouse
 
 
+def run_origin(run: dg.DagsterRun) -> str:
+    """What launched a run, in the words of the UI: a backfill, a schedule, a sensor, a job, or a hand-made selection."""
+    tags = run.tags
+    for tag, word in (("dagster/backfill", "backfill"), ("dagster/schedule_name", "schedule"), ("dagster/sensor_name", "sensor")):
+        if tag in tags:
+            return f"{word} {tags[tag]}"
+    # Dagster names the job of an ad hoc selection __ASSET_JOB (or __ASSET_JOB_<n>).
+    return "materialize (ad hoc)" if run.job_name.startswith("__ASSET_JOB") else f"job {run.job_name}"
+
+
 def record_audit(
     context: dg.AssetExecutionContext,
     warehouse: Warehouse,
@@ -26,7 +36,7 @@ def record_audit(
 ) -> None:
     row = AuditRow(
         run_id=context.run.run_id,
-        pipeline_name=context.job_name,
+        pipeline_name=run_origin(context.run),
         source_name=source.name,
         protocol=source.protocol,
         target_table=source.target.qualified,

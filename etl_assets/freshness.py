@@ -5,8 +5,6 @@ materialization of any partition, so a backfill of old days cannot make a late s
 A sensor evaluates them; a failed one shows on the asset and reaches the alert sensor like any check.
 """
 
-import itertools
-
 import dagster as dg
 
 from etl_resources.config import AnySource
@@ -15,18 +13,17 @@ SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.E
 
 
 def freshness_checks(sources: list[AnySource], warehouse_assets: dict[str, dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
-    def rule(source: AnySource) -> tuple[str, str]:
-        return source.freshness.deadline, source.freshness.severity
-
-    watched = sorted((s for s in sources if s.freshness is not None), key=rule)
+    """One check definition per source, so each is its own step: a failed load of one source in a run
+    never skips the freshness check of another."""
     return [
         check
-        for (deadline, severity), group in itertools.groupby(watched, key=rule)
+        for source in sources
+        if source.freshness is not None
         for check in dg.build_time_partition_freshness_checks(
-            assets=[warehouse_assets[source.name] for source in group],
-            deadline_cron=deadline,
+            assets=[warehouse_assets[source.name]],
+            deadline_cron=source.freshness.deadline,
             timezone="UTC",
-            severity=SEVERITY[severity],
+            severity=SEVERITY[source.freshness.severity],
         )
     ]
 

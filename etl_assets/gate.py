@@ -1,39 +1,64 @@
-"""The warehouse load's own gate: blocking checks stop downstream steps only inside their run, so a load
-launched in another run looks up the checks of the run that wrote the partition it is about to load."""
+"""The warehouse load's own gate, day by day.
+
+Dagster's blocking checks act on a whole run, so the load looks up, for each day it is about to load, the
+verdicts that the run which wrote that day's raw partition recorded for that very day. A day loads when its
+gating checks passed; a failed or missing verdict refuses it, and only it.
+"""
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from etl_assets.raw_assets import raw_key
-from etl_assets.source_checks import check_specs
+from etl_assets.source_checks import GATING
 from etl_resources.config import AnySource
 
 
-def source_gate_failures(instance: dg.DagsterInstance, source: AnySource, days: list[str]) -> list[str]:
-    """Why any of `days` of a source's raw asset may not go downstream; empty when all passed."""
-    blocking = [spec for spec in check_specs(source, raw_key(source)) if spec.blocking]
-    return [reason for day in days for reason in blocking_check_failures(instance, blocking, raw_key(source), day)]
+def gating_checks(source: AnySource) -> list[str]:
+    return list(GATING) if source.contract is not None else []
 
 
-def blocking_check_failures(instance: dg.DagsterInstance, blocking: list[dg.AssetCheckSpec], upstream: dg.AssetKey, partition_key: str) -> list[str]:
-    """Why `partition_key` of `upstream` may not be loaded; empty when its blocking checks passed."""
-    if not blocking:
-        return []
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=upstream, asset_partitions=[partition_key]), limit=1).records
-    if not records:
-        return []
-    run_id = records[0].run_id
-    evaluations = {
-        evaluation.check_name: evaluation
+def gate_refusals(instance: dg.DagsterInstance, source: AnySource, days: list[str]) -> dict[str, str]:
+    """Why each of `days` may not go downstream, for the days that may not; the others are absent."""
+    checks = gating_checks(source)
+    if not checks:
+        return {}
+    upstream = raw_key(source)
+    verdicts_by_run: dict[str, dict[tuple[str, str | None], object]] = {}
+    refusals = {}
+    for day in days:
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=upstream, asset_partitions=[day]), limit=1).records
+        if not records:
+            continue  # nothing to load: the load itself says the partition is missing
+        run_id = records[0].run_id
+        if run_id not in verdicts_by_run:
+            verdicts_by_run[run_id] = run_verdicts(instance, run_id, upstream)
+        reasons = [reason for check in checks if (reason := day_refusal(verdicts_by_run[run_id], check, day, run_id))]
+        if reasons:
+            refusals[day] = "; ".join(reasons)
+    return refusals
+
+
+def run_verdicts(instance: dg.DagsterInstance, run_id: str, asset_key: dg.AssetKey) -> dict[tuple[str, str | None], object]:
+    """The check evaluations a run recorded for an asset, by check name and partition."""
+    return {
+        (evaluation.check_name, evaluation.partition): evaluation
         for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
-        if (evaluation := record.event_log_entry.dagster_event.asset_check_evaluation_data).asset_key == upstream
+        if (evaluation := record.event_log_entry.dagster_event.asset_check_evaluation_data).asset_key == asset_key
     }
-    reasons = []
-    for spec in blocking:
-        evaluation = evaluations.get(spec.name)
-        if evaluation is None:
-            reasons.append(f"check '{spec.name}' was not evaluated in run {run_id}, which wrote this partition")
-        elif not evaluation.passed:
-            detail = f": {evaluation.description}" if evaluation.description else ""
-            reasons.append(f"check '{spec.name}' failed in run {run_id}{detail}")
-    return reasons
+
+
+def day_refusal(verdicts: dict[tuple[str, str | None], object], check: str, day: str, run_id: str) -> str | None:
+    # A verdict without a partition comes from a run before checks were per day: it covered every day of
+    # that run, so it passes a day only if it passed them all.
+    evaluation = verdicts.get((check, day)) or verdicts.get((check, None))
+    if evaluation is None:
+        return f"check '{check}' has no verdict for {day} from run {run_id}, which wrote it"
+    if not evaluation.passed:
+        detail = f": {evaluation.description}" if evaluation.description else ""
+        return f"check '{check}' failed for {day} in run {run_id}{detail}"
+    return None
+
+
+def source_gate_failures(instance: dg.DagsterInstance, source: AnySource, days: list[str]) -> list[str]:
+    """Why any of `days` may not go downstream; empty when all may."""
+    return list(gate_refusals(instance, source, days).values())

@@ -13,7 +13,7 @@ import polars as pl
 from etl_assets.audit_events import record_audit
 from etl_assets.kinds import database_kind
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys, partition_window
-from etl_assets.source_checks import REJECT_RATE, Tally, check_results, check_specs
+from etl_assets.source_checks import REJECT_RATE, Tally, check_evaluations, check_specs
 from etl_resources.config import AnySource, Contract, FileSource, SqlSource, StepRetries
 from etl_resources.contract import REJECT_SCHEMA, apply_contract
 from etl_resources.file_extract import read_day
@@ -57,6 +57,16 @@ def _validated(frames: Iterator[pl.DataFrame], contract: Contract | None, partit
         yield split.valid
 
 
+def _drain(stream: PartitionStream) -> None:
+    """Validate a day without storing it, when only its rejects are selected."""
+    try:
+        for _ in stream.frames:
+            pass
+    except Exception as err:
+        stream.on_failure(err)
+        raise
+
+
 def retry_policy(retries: StepRetries) -> dg.RetryPolicy | None:
     """Re-running a failed extract is safe: every attempt commits its lake partition whole or not at all.
     Only failures that may pass are retried (a lost connection, a server restarting; see transient.py)."""
@@ -80,6 +90,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
             kinds={kind, "parquet"},
             group_name=source.group or source.name,
             io_manager_key="lake_io_manager",
+            is_required=False,
             metadata={"source": source.name, "kind": source.kind},
             owners=source.owners,
             tags=source.tags,
@@ -92,6 +103,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
             kinds={"parquet"},
             group_name=source.group or source.name,
             io_manager_key="lake_io_manager",
+            is_required=False,
             owners=source.owners,
             tags=source.tags,
         )
@@ -101,8 +113,10 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         outs=outs,
         partitions_def=partitions_def,
         backfill_policy=backfill_policy(source.backfill_days_per_run),
-        check_specs=check_specs(source, raw_key(source)),
+        check_specs=check_specs(source, raw_key(source), partitions_def),
         retry_policy=retry_policy(source.step_retries),
+        # A backfill may pick raw and warehouse without rejects, or rejects alone.
+        can_subset=True,
     )
     def _extract(
         context: dg.AssetExecutionContext,
@@ -124,20 +138,27 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
 
             frames = _validated(_batches(source, secrets, lake_io_manager, window, context.log), source.contract, key, tallies[key])
             streams[key] = PartitionStream(frames=frames, on_failure=report, retryable=lambda err: getattr(err, "transient", False))
+        selected = context.op_execution_context.selected_output_names
+        checks = {key.name for key in context.selected_asset_check_keys if key.asset_key == raw_key(source)}
+        if checks and "raw" not in selected:
+            raise dg.Failure(description=f"the checks of raw/{source.name} judge the rows this step writes: select raw/{source.name} with them", allow_retries=False)
         # Each Output is stored before this generator resumes, so the tallies are complete below.
-        yield dg.Output(_one_or_many(streams), output_name="raw")
+        if "raw" in selected:
+            yield dg.Output(_one_or_many(streams), output_name="raw")
+        else:
+            for stream in streams.values():
+                _drain(stream)
         for key, tally in tallies.items():
             if tally.rejected:
                 context.log.warning(f"{source.name} {key}: {tally.rejected:,} of {tally.read:,} rows rejected")
-        if source.contract is not None:
+        if "rejects" in selected:
             rejects = {key: tally.rejects or [pl.DataFrame(schema=REJECT_SCHEMA)] for key, tally in tallies.items()}
             yield dg.Output(_one_or_many(rejects), output_name="rejects")
-        results = check_results(source, lake_io_manager.lake(), dataset_name(raw_key(source)), tallies)
-        for result in results:
-            if not result.passed and result.check_name == REJECT_RATE:
-                # The load will not run for these days; the audit log says why.
-                for key in tallies:
-                    record_audit(context, warehouse, source, key, "check", started, error=result.description, status="blocked")
-        yield from results
+        evaluations = check_evaluations(source, raw_key(source), lake_io_manager.lake(), dataset_name(raw_key(source)), tallies, checks)
+        for evaluation in evaluations:
+            if not evaluation.passed and evaluation.check_name == REJECT_RATE:
+                # The load will not take this day; the audit log says why.
+                record_audit(context, warehouse, source, evaluation.partition, "check", started, error=evaluation.description, status="blocked")
+        yield from evaluations
 
     return _extract

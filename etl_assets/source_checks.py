@@ -1,7 +1,11 @@
-"""Asset checks generated per source: reject rate (blocking), row count, keys, schema change.
+"""Asset checks generated per source: reject rate (gates the load), row count, keys, schema change.
 
-A check result belongs to a run, not to a day, so in a run over several days each check covers them all:
-it fails if any day fails, and its metadata names the days.
+Every check is partitioned like its asset and records one evaluation per day, in a one-day run and in a
+range run alike, with that day's figures; a range run's bad day never colours the good ones.
+
+None is `blocking` in Dagster's sense: Dagster fails the whole step on a failed blocking check and skips
+every downstream step of the run, good days included. The warehouse load reads each day's own reject-rate
+verdict instead (see gate.py).
 """
 
 import datetime as dt
@@ -17,6 +21,8 @@ REJECT_RATE = "reject_rate"
 ROW_COUNT = "row_count"
 KEYS = "keys_not_null_unique"
 SCHEMA = "schema_unchanged"
+# Checks whose failed verdict keeps a day out of the warehouse.
+GATING = (REJECT_RATE,)
 SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}
 
 
@@ -31,23 +37,42 @@ class Tally:
     def rejected(self) -> int:
         return sum(frame.height for frame in self.rejects)
 
+    @property
+    def rate(self) -> float:
+        return self.rejected / self.read if self.read else 0.0
 
-def check_specs(source: AnySource, asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+
+@dataclass(frozen=True)
+class Verdict:
+    """One check's verdict on one day."""
+
+    passed: bool
+    description: str | None = None
+    metadata: dict[str, object] = field(default_factory=dict)
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+
+
+def check_specs(source: AnySource, asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
     checks, contract = source.checks, source.contract
-    specs = [dg.AssetCheckSpec(ROW_COUNT, asset=asset_key, description=f"Each day has at least {checks.min_rows} valid row(s).")]
+
+    def spec(name: str, description: str, **metadata: object) -> dg.AssetCheckSpec:
+        return dg.AssetCheckSpec(name, asset=asset_key, description=description, partitions_def=partitions_def, metadata=metadata)
+
+    specs = [spec(ROW_COUNT, f"Each day has at least {checks.min_rows} valid row(s).", min_rows=checks.min_rows)]
     if contract is not None:
         specs.append(
-            dg.AssetCheckSpec(
+            spec(
                 REJECT_RATE,
-                asset=asset_key,
-                blocking=True,
-                description=f"At most {checks.reject_rate_max:.1%} of a day's rows break the contract; above that the warehouse load is blocked.",
+                f"A day whose share of rows breaking the contract is above reject_rate_max {checks.reject_rate_max:g} "
+                f"is not loaded into {source.target.qualified}; the other days are.",
+                reject_rate_max=dg.MetadataValue.float(checks.reject_rate_max),
+                gates=source.target.qualified,
             )
         )
         if contract.keys:
-            specs.append(dg.AssetCheckSpec(KEYS, asset=asset_key, description=f"Key ({', '.join(contract.keys)}) is never null and unique within a day."))
+            specs.append(spec(KEYS, f"Key ({', '.join(contract.keys)}) is never null and unique within a day.", key=", ".join(contract.keys)))
     if checks.schema_change:
-        specs.append(dg.AssetCheckSpec(SCHEMA, asset=asset_key, description="Columns and types are the same as the previous day's."))
+        specs.append(spec(SCHEMA, "Columns and types are the same as the previous day's."))
     return specs
 
 
@@ -65,100 +90,106 @@ def top_reasons(rejects: list[pl.DataFrame], limit: int = 5) -> dict[str, int]:
     return {f"{row['field']}: {row['reason']}": row["len"] for row in counts.to_dicts()}
 
 
-def reject_rate_result(source: AnySource, tallies: dict[str, Tally]) -> dg.AssetCheckResult:
+def reject_rate_verdict(source: AnySource, tally: Tally) -> Verdict:
     limit = source.checks.reject_rate_max
-    rates = {key: (t.rejected / t.read if t.read else 0.0) for key, t in tallies.items()}
-    over = sorted(key for key, rate in rates.items() if rate > limit)
-    read, rejected = sum(t.read for t in tallies.values()), sum(t.rejected for t in tallies.values())
-    reasons = top_reasons([frame for t in tallies.values() for frame in t.rejects])
-    return dg.AssetCheckResult(
-        check_name=REJECT_RATE,
-        passed=not over,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(f"{', '.join(over)}: reject rate above {limit:.1%}" if over else f"reject rate within {limit:.1%}"),
+    passed = tally.rate <= limit
+    reasons = top_reasons(tally.rejects)
+    return Verdict(
+        passed=passed,
+        description=(
+            f"reject rate {tally.rate:.4g} within reject_rate_max {limit:g}"
+            if passed
+            else f"reject rate {tally.rate:.4g} above reject_rate_max {limit:g} ({tally.rejected:,} of {tally.read:,} rows): the day is not loaded"
+        ),
         metadata={
-            "rows_read": read,
-            "rows_valid": read - rejected,
-            "rows_rejected": rejected,
-            "reject_rate": dg.MetadataValue.float(round(rejected / read, 6) if read else 0.0),
-            "threshold": dg.MetadataValue.float(limit),
-            "rate_by_day": dg.MetadataValue.json({key: round(rate, 6) for key, rate in sorted(rates.items())}),
+            "rows_read": tally.read,
+            "rows_valid": tally.read - tally.rejected,
+            "rows_rejected": tally.rejected,
+            "reject_rate": dg.MetadataValue.float(round(tally.rate, 6)),
+            "reject_rate_max": dg.MetadataValue.float(limit),
             "top_reasons": "; ".join(f"{reason} ({count})" for reason, count in reasons.items()) or "none",
         },
     )
 
 
-def row_count_result(source: AnySource, rows: dict[str, int]) -> dg.AssetCheckResult:
-    short = sorted(key for key, count in rows.items() if count < source.checks.min_rows)
-    return dg.AssetCheckResult(
-        check_name=ROW_COUNT,
-        passed=not short,
+def row_count_verdict(source: AnySource, rows: int) -> Verdict:
+    minimum = source.checks.min_rows
+    return Verdict(
+        passed=rows >= minimum,
         severity=SEVERITY[source.checks.min_rows_severity],
-        description=f"{', '.join(short)}: fewer than {source.checks.min_rows} row(s)" if short else None,
-        metadata={"rows": sum(rows.values()), "rows_by_day": dg.MetadataValue.json(dict(sorted(rows.items()))), "min_rows": source.checks.min_rows},
+        description=f"{rows:,} row(s)" + (f", fewer than min_rows {minimum}" if rows < minimum else ""),
+        metadata={"rows": rows, "min_rows": minimum},
     )
 
 
-def keys_result(source: AnySource, lake: Lake, dataset: str, keys: list[str]) -> dg.AssetCheckResult:
+def keys_verdict(source: AnySource, lake: Lake, dataset: str, day: str) -> Verdict:
     columns = source.contract.keys
-    problems: dict[str, dict[str, int]] = {}
-    for key in keys:
-        stats = (
-            scan_partition(lake, dataset, key)
-            .select(
-                pl.any_horizontal(pl.col(columns).is_null()).sum().alias("null_keys"),
-                (pl.len() - pl.struct(columns).n_unique()).alias("duplicate_keys"),
-            )
-            .collect()
-            .row(0, named=True)
+    stats = (
+        scan_partition(lake, dataset, day)
+        .select(
+            pl.any_horizontal(pl.col(columns).is_null()).sum().alias("null_keys"),
+            (pl.len() - pl.struct(columns).n_unique()).alias("duplicate_keys"),
         )
-        if stats["null_keys"] or stats["duplicate_keys"]:
-            problems[key] = stats
-    return dg.AssetCheckResult(
-        check_name=KEYS,
-        passed=not problems,
-        description=f"{', '.join(sorted(problems))}: null or duplicate keys" if problems else None,
-        metadata={
-            "key": ", ".join(columns),
-            "null_keys": sum(p["null_keys"] for p in problems.values()),
-            "duplicate_keys": sum(p["duplicate_keys"] for p in problems.values()),
-            "problems_by_day": dg.MetadataValue.json(problems),
-        },
+        .collect()
+        .row(0, named=True)
+    )
+    bad = bool(stats["null_keys"] or stats["duplicate_keys"])
+    return Verdict(
+        passed=not bad,
+        description=f"{stats['null_keys']:,} null and {stats['duplicate_keys']:,} duplicate key(s)" if bad else None,
+        metadata={"key": ", ".join(columns), "null_keys": stats["null_keys"], "duplicate_keys": stats["duplicate_keys"]},
     )
 
 
-def schema_result(lake: Lake, dataset: str, keys: list[str]) -> dg.AssetCheckResult:
-    diffs: dict[str, dict[str, object]] = {}
-    for key in keys:
-        previous_key = (dt.date.fromisoformat(key) - dt.timedelta(days=1)).isoformat()
-        previous, current = read_manifest(lake, dataset, previous_key), read_manifest(lake, dataset, key)
-        if previous is None or "schema" not in previous:
-            continue
-        before, after = previous["schema"], current["schema"]
-        diff = {
-            "added": {c: t for c, t in after.items() if c not in before},
-            "removed": {c: t for c, t in before.items() if c not in after},
-            "changed": {c: f"{before[c]} -> {t}" for c, t in after.items() if c in before and before[c] != t},
-        }
-        if any(diff.values()):
-            diffs[key] = {part: value for part, value in diff.items() if value}
-    return dg.AssetCheckResult(
-        check_name=SCHEMA,
-        passed=not diffs,
+def schema_verdict(lake: Lake, dataset: str, day: str) -> Verdict:
+    previous_key = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+    previous, current = read_manifest(lake, dataset, previous_key), read_manifest(lake, dataset, day)
+    if previous is None or "schema" not in previous:
+        return Verdict(passed=True, severity=dg.AssetCheckSeverity.WARN, description="no earlier day to compare with", metadata={"compared_with": "none"})
+    before, after = previous["schema"], current["schema"]
+    diff = {
+        "added": {c: t for c, t in after.items() if c not in before},
+        "removed": {c: t for c, t in before.items() if c not in after},
+        "changed": {c: f"{before[c]} -> {t}" for c, t in after.items() if c in before and before[c] != t},
+    }
+    diff = {part: value for part, value in diff.items() if value}
+    return Verdict(
+        passed=not diff,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{', '.join(sorted(diffs))}: schema differs from the day before" if diffs else None,
-        metadata={"diff_by_day": dg.MetadataValue.json(diffs)},
+        description=f"schema differs from {previous_key}'s" if diff else None,
+        metadata={"compared_with": previous_key, "diff": dg.MetadataValue.json(diff)},
     )
 
 
-def check_results(source: AnySource, lake: Lake, dataset: str, tallies: dict[str, Tally]) -> list[dg.AssetCheckResult]:
-    keys = sorted(tallies)
-    rows = {key: read_manifest(lake, dataset, key)["rows"] for key in keys}
-    results = [row_count_result(source, rows)]
+def day_verdicts(source: AnySource, lake: Lake, dataset: str, day: str, tally: Tally) -> dict[str, Verdict]:
+    """Every check's verdict on one day whose raw partition has just been written."""
+    verdicts = {ROW_COUNT: row_count_verdict(source, read_manifest(lake, dataset, day)["rows"])}
     if source.contract is not None:
-        results.append(reject_rate_result(source, tallies))
+        verdicts[REJECT_RATE] = reject_rate_verdict(source, tally)
         if source.contract.keys:
-            results.append(keys_result(source, lake, dataset, keys))
+            verdicts[KEYS] = keys_verdict(source, lake, dataset, day)
     if source.checks.schema_change:
-        results.append(schema_result(lake, dataset, keys))
-    return results
+        verdicts[SCHEMA] = schema_verdict(lake, dataset, day)
+    return verdicts
+
+
+def check_evaluations(
+    source: AnySource, asset_key: dg.AssetKey, lake: Lake, dataset: str, tallies: dict[str, Tally], selected: set[str]
+) -> list[dg.AssetCheckEvaluation]:
+    """One evaluation per selected check and day, oldest day first."""
+    if not selected:
+        return []
+    return [
+        dg.AssetCheckEvaluation(
+            asset_key=asset_key,
+            check_name=name,
+            passed=verdict.passed,
+            partition=day,
+            severity=verdict.severity,
+            description=verdict.description,
+            metadata=verdict.metadata,
+        )
+        for day in sorted(tallies)
+        for name, verdict in day_verdicts(source, lake, dataset, day, tallies[day]).items()
+        if name in selected
+    ]

@@ -1,4 +1,8 @@
-"""Warehouse assets: each raw partition loaded into its target table, replacing that partition's rows."""
+"""Warehouse assets: each raw partition loaded into its target table, replacing that partition's rows.
+
+Each day of a run loads on its own: a day the gate refuses, or whose load fails, leaves the others to load
+and be audited, and the step then fails naming the days it did not load.
+"""
 
 import datetime as dt
 
@@ -6,7 +10,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from etl_assets.audit_events import record_audit
-from etl_assets.gate import source_gate_failures
+from etl_assets.gate import gate_refusals
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys
 from etl_assets.raw_assets import raw_key
 from etl_resources.config import AnySource
@@ -36,6 +40,10 @@ WRITE_MODE_PHRASES = {
 }
 
 
+def fix_hint(source: AnySource) -> str:
+    return f"fix: see rejects/{source.name}, correct the source or its contract, then re-materialize raw/{source.name}"
+
+
 def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDefinition:
     target = source.target
     partitions_def = daily_partitions(source.start_date)
@@ -53,36 +61,54 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
         tags=source.tags,
         pool=WAREHOUSE_POOL,
     )
-    def _load(context: dg.AssetExecutionContext, partition, warehouse: Warehouse) -> dg.MaterializeResult:
+    def _load(context: dg.AssetExecutionContext, partition, warehouse: Warehouse):
         # `partition` is a LazyFrame, or {day: LazyFrame} when the run covers several days (see LakeIOManager).
         by_key = partition if isinstance(partition, dict) else {existing_keys(context, partitions_def)[0]: partition}
         engine = warehouse.engine()
+        refusals = gate_refusals(context.instance, source, sorted(by_key))
+        loaded: dict[str, dict[str, object]] = {}
+        failed: dict[str, str] = {}
+        errors: list[Exception] = []
         columns = None
         for key, frame in sorted(by_key.items()):
             started = dt.datetime.now(dt.UTC)
-            reasons = source_gate_failures(context.instance, source, [key])
-            if reasons:
-                failure = dg.Failure(
-                    description=f"not loading {target.qualified} for {key}: {'; '.join(reasons)} "
-                    f"(fix: see rejects/{source.name}, correct the source or its contract, then re-materialize raw/{source.name})"
-                )
-                record_audit(context, warehouse, source, key, "load", started, error=failure)
-                raise failure
+            if key in refusals:
+                reason = f"not loading {target.qualified} for {key}: {refusals[key]} ({fix_hint(source)})"
+                context.log.error(reason)
+                record_audit(context, warehouse, source, key, "load", started, error=reason, status="blocked")
+                failed[key] = f"blocked: {refusals[key]}"
+                continue
             try:
-                loaded = load_partition(engine, target.schema_, target.table, key, frame, target.write_mode, tuple(target.keys), context.log)
+                result = load_partition(engine, target.schema_, target.table, key, frame, target.write_mode, tuple(target.keys), context.log)
                 # Read back by the target's name before the audit says success: rows that landed anywhere else failed.
                 columns = table_schema(engine, target.schema_, target.table)
             except (WarehouseNameError, WarehouseTypeError) as err:
-                failure = dg.Failure(description=f"source '{source.name}', {key}: {err}")
-                record_audit(context, warehouse, source, key, "load", started, error=failure)
-                raise failure from err
+                message = f"source '{source.name}', {key}: {err}"
+                record_audit(context, warehouse, source, key, "load", started, error=dg.Failure(description=message))
+                failed[key], errors = message, [*errors, err]
+                continue
             except Exception as err:
                 record_audit(context, warehouse, source, key, "load", started, error=err)
-                raise
-            record_audit(context, warehouse, source, key, "load", started, rows=loaded.rows, files=loaded.files)
-            if loaded.added_columns:
-                context.log.info(f"{loaded.table}: added columns the source grew: {', '.join(loaded.added_columns)}")
-            context.add_asset_metadata({"dagster/row_count": loaded.rows, "parquet_files": loaded.files}, partition_key=key)
-        return dg.MaterializeResult(metadata={"dagster/column_schema": columns, "warehouse": warehouse.display_url()})
+                context.log.error(f"{target.qualified} {key}: load failed, the day keeps its previous rows: {type(err).__name__}: {err}")
+                failed[key], errors = f"{type(err).__name__}: {err}", [*errors, err]
+                continue
+            record_audit(context, warehouse, source, key, "load", started, rows=result.rows, files=result.files)
+            if result.added_columns:
+                context.log.info(f"{result.table}: added columns the source grew: {', '.join(result.added_columns)}")
+            loaded[key] = {"dagster/row_count": result.rows, "parquet_files": result.files}
+        common = {"warehouse": warehouse.display_url()} | ({"dagster/column_schema": columns} if columns is not None else {})
+        if not failed:
+            for key, metadata in loaded.items():
+                context.add_asset_metadata(metadata, partition_key=key)
+            yield dg.MaterializeResult(metadata=common)
+            return
+        # The loaded days are materialized one by one; the step then fails, so only the others show as failed.
+        for key, metadata in loaded.items():
+            yield dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata | common)
+        raise dg.Failure(
+            description=f"{target.qualified}: {len(failed)} of {len(by_key)} day(s) not loaded ({', '.join(failed)}), {len(loaded)} loaded\n"
+            + "\n".join(f"- {key}: {reason}" for key, reason in failed.items()),
+            metadata={"not_loaded": dg.MetadataValue.json(failed), "loaded": dg.MetadataValue.json(sorted(loaded))},
+        ) from (errors[0] if errors else None)
 
     return _load

@@ -60,7 +60,7 @@ def _what(source: AnySource) -> str:
 def _checks(source: AnySource) -> str:
     checks = [f"rows >= {source.checks.min_rows}"]
     if source.contract is not None:
-        checks.append(f"rejects <= {source.checks.reject_rate_max:.0%}")
+        checks.append(f"reject_rate_max {source.checks.reject_rate_max:g}")
     if source.checks.schema_change:
         checks.append("schema unchanged")
     if source.freshness is not None:

@@ -47,6 +47,7 @@ class ApiState:
     token_lifetime: int = 3600
     events_per_day: int = 240
     invalid_share: float = 0.03
+    invalid_share_by_day: dict[str, float] = field(default_factory=dict)
     redirect_to: str | None = None
     stuck: bool = False
     drip_seconds: float = 0.0
@@ -112,6 +113,7 @@ def make_handler(state: ApiState):
                 return self.wfile.write(b"{not json")
             if urlparse(self.path).path == "/datasets/ecom_events":
                 self.events_per_day, self.invalid_share, self.api_key = state.events_per_day, state.invalid_share, state.secret
+                self.invalid_share_by_day = state.invalid_share_by_day
                 return super().do_GET()
             if not self.authorised():
                 return self.send_json(401, {"error": "unauthorised"})
@@ -194,7 +196,7 @@ class ApiServer:
 
 def invalid_events(day, state: ApiState) -> list[dict]:
     """The events the server serves for `day` that break the demo contract."""
-    events = day_events(day, state.events_per_day, state.invalid_share)
+    events = day_events(day, state.events_per_day, state.invalid_share_by_day.get(day.isoformat(), state.invalid_share))
     return [e for e in events if e["price"] < 0 or e["event_type"] == "teleport" or e["user_id"] is None]
 
 

@@ -33,7 +33,7 @@ def test_a_failed_check_and_a_failed_run_are_posted_once(platform, api, webhook,
     assert [(a["kind"], a["check"]) for a in alerts] == [("asset_check", "row_count"), ("run_failure", None)]
     check_alert, run_alert = alerts
     assert check_alert["asset"] == "raw/ecom_events" and check_alert["partition"] == DAY
-    assert check_alert["reason"] == f"{DAY}: fewer than 1 row(s)"
+    assert check_alert["reason"] == "0 row(s), fewer than min_rows 1"
     assert check_alert["run_url"] == f"http://ui.example/runs/{quiet.run_id}"
     assert run_alert["run_id"] == broken.run_id and run_alert["partition"] == DAY
     assert "raw/ecom_events" in run_alert["asset"] and "text" in run_alert
@@ -62,3 +62,20 @@ def test_without_a_webhook_the_sensor_says_what_to_set(platform, monkeypatch):
     defs = platform.configure(events_yaml("http://127.0.0.1:1"))
     result = failure_alerts(dg.build_sensor_context(instance=platform.instance, definitions=defs, resources={"alerts": AlertWebhook()}))
     assert "ETL_ALERT_WEBHOOK_URL" in result.skip_message
+
+
+def test_a_range_run_alerts_the_bad_day_by_name_and_its_failed_run(platform, api, webhook, monkeypatch):
+    """Five days in one run, one of them over the reject threshold: one check alert for that day, one run alert."""
+    monkeypatch.setenv("ECOM_API_KEY", api.state.secret)
+    api.state.invalid_share, api.state.invalid_share_by_day = 0.02, {"2026-11-12": 0.2}
+    result = platform.materialize(platform.configure(events_yaml(api.url)), "2026-11-10", "2026-11-14", raise_on_error=False)
+    assert not result.success
+
+    evaluate(platform, webhook)
+
+    alerts = webhook["received"]
+    assert [(a["kind"], a["check"], a["partition"]) for a in alerts] == [
+        ("asset_check", "reject_rate", "2026-11-12"),
+        ("run_failure", None, "2026-11-10...2026-11-14"),
+    ]
+    assert "2026-11-12" in alerts[1]["reason"] and "1 of 5 day(s) not loaded" in alerts[1]["reason"]

@@ -44,7 +44,7 @@ def test_a_good_file_is_summarized_source_by_source():
     assert lines[0].endswith("3 source(s) enabled of 3")
     orders = next(line for line in lines if line.startswith("shop_orders"))
     assert "orders (incremental)" in orders and "15 0 * * *" in orders and "shop.orders (replace_partition)" in orders
-    assert "rejects <= 5%" in next(line for line in lines if line.startswith("ecom_events"))
+    assert "reject_rate_max 0.05" in next(line for line in lines if line.startswith("ecom_events"))
 
 
 def test_a_bad_file_lists_every_error_with_its_line(tmp_path):

@@ -91,31 +91,35 @@ def test_twenty_percent_invalid_fails_the_check_and_the_load_never_runs(platform
 
     result = platform.materialize(defs, DAY, raise_on_error=False)
 
-    assert not checks_of(result)["reject_rate"].passed
-    assert "reject rate above 5.0%" in checks_of(result)["reject_rate"].description
+    assert not result.success
+    verdict = checks_of(result)["reject_rate"]
+    assert not verdict.passed and verdict.partition == DAY
+    assert verdict.description == "reject rate 0.2 above reject_rate_max 0.05 (48 of 240 rows): the day is not loaded"
     assert platform.materialized_partitions(["raw", "ecom_events"]) == {DAY}
     assert platform.materialized_partitions(["warehouse", "shop", "events"]) == set()
     assert platform.query(defs, "SELECT name FROM sqlite_master WHERE name = 'events'") == []
-    blocked = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log")
-    assert blocked == [("check", "blocked", f"{DAY}: reject rate above 5.0%")]
+    audit = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log ORDER BY id")
+    assert [row[:2] for row in audit] == [("check", "blocked"), ("load", "blocked")]
+    assert audit[0][2] == verdict.description
+    assert f"not loading shop.events for {DAY}: check 'reject_rate' failed for {DAY} in run {result.run_id}" in audit[1][2]
 
 
 def test_the_gate_holds_when_the_load_runs_in_another_run(platform, events_api):
     events_api.state.invalid_share = 0.20
     defs = platform.configure(events_yaml(events_api.url))
     first = platform.materialize(defs, DAY, selection=EVENTS[:2], raise_on_error=False)
-    assert not first.success  # a failed blocking check fails the step that ran it
+    assert first.success and not checks_of(first)["reject_rate"].passed  # the raw day is stored; its verdict is red
 
     result = platform.materialize(defs, DAY, selection=EVENTS[2:], raise_on_error=False)
 
     assert not result.success
     failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
     message = str(failure.step_failure_data.error)
-    assert f"not loading shop.events for {DAY}: check 'reject_rate' failed in run" in message
-    assert "rejects/ecom_events" in message
+    assert f"{DAY}: blocked: check 'reject_rate' failed for {DAY} in run {first.run_id}" in message
     assert platform.query(defs, "SELECT name FROM sqlite_master WHERE name = 'events'") == []
-    audit = platform.query(defs, "SELECT step, status FROM etl_audit_log ORDER BY id")
-    assert audit == [("check", "blocked"), ("load", "failure")]
+    audit = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log ORDER BY id")
+    assert [row[:2] for row in audit] == [("check", "blocked"), ("load", "blocked")]
+    assert "rejects/ecom_events" in audit[1][2]  # the fix names where the bad rows are
 
 
 def test_a_passing_partition_loads_in_a_separate_run(platform, events_api):
@@ -176,4 +180,4 @@ def test_duplicate_keys_fail_the_keys_check(platform, events_api):
     keys = checks_of(result)["keys_not_null_unique"]
     assert not keys.passed and result.success  # not blocking
     assert keys.metadata["duplicate_keys"].value == 233 - 4  # four event types among the valid rows
-    assert keys.description == f"{DAY}: null or duplicate keys"
+    assert keys.description == f"0 null and {233 - 4} duplicate key(s)" and keys.partition == DAY

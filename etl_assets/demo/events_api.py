@@ -5,7 +5,7 @@ GET /datasets/ecom_events?start_date=YYYY-MM-DD&end_date=YYYY-MM-DD&page=1&page_
 Events are generated from the day, so every run sees the same ones; about `invalid_share` of them break
 the demo contract (a negative price, an unknown event type, a missing user), so rejects show in the UI.
 
-Run standalone: python -m etl_assets.demo.events_api [PORT]
+Run standalone: python -m etl_assets.demo.events_api [PORT [BAD_DAY]]; BAD_DAY (YYYY-MM-DD) breaks 10 % of its rows.
 """
 
 import datetime as dt
@@ -57,6 +57,8 @@ class EventsHandler(BaseHTTPRequestHandler):
     api_key = DEMO_API_KEY
     events_per_day = 240
     invalid_share = 0.03
+    # Days ("YYYY-MM-DD") that break the contract more or less often than `invalid_share`.
+    invalid_share_by_day: dict[str, float] = {}
 
     def log_message(self, format: str, *args) -> None:
         pass
@@ -78,7 +80,7 @@ class EventsHandler(BaseHTTPRequestHandler):
         start = dt.date.fromisoformat(query["start_date"])
         end = dt.date.fromisoformat(query["end_date"])
         days = [start + dt.timedelta(days=n) for n in range((end - start).days)]
-        return [event for day in days for event in day_events(day, self.events_per_day, self.invalid_share)]
+        return [event for day in days for event in day_events(day, self.events_per_day, self.invalid_share_by_day.get(day.isoformat(), self.invalid_share))]
 
     def do_GET(self) -> None:
         if urlparse(self.path).path != "/datasets/ecom_events":
@@ -103,6 +105,9 @@ def serve(port: int, handler: type[BaseHTTPRequestHandler] = EventsHandler) -> T
 
 
 if __name__ == "__main__":
+    # An optional second argument names a day that breaks the contract too often, to see a blocked day.
     port = int(sys.argv[1]) if len(sys.argv) > 1 else DEMO_API_PORT
+    if len(sys.argv) > 2:
+        EventsHandler.invalid_share_by_day = {sys.argv[2]: 0.1}
     print(f"ecom-events API on http://127.0.0.1:{port}/datasets/ecom_events (X-API-KEY: {DEMO_API_KEY})", flush=True)
     ThreadingHTTPServer(("127.0.0.1", port), EventsHandler).serve_forever()
