@@ -145,7 +145,8 @@ def test_a_column_added_to_the_source_shows_up_in_the_warehouse(platform, shop):
 
     schema_check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "schema_unchanged")
     assert not schema_check.passed and schema_check.severity == dg.AssetCheckSeverity.WARN
-    assert schema_check.metadata["diff_by_day"].value == {DAYS[1]: {"added": {"coupon": "string"}}}
+    assert schema_check.partition == DAYS[1] and schema_check.metadata["compared_with"].value == DAYS[0]
+    assert schema_check.metadata["diff"].value == {"added": {"coupon": "string"}}
 
     coupons = platform.query(defs, "SELECT _partition, COUNT(coupon), COUNT(*) FROM dw.orders GROUP BY 1 ORDER BY 1")
     assert coupons == [(DAYS[0], 0, ROWS_PER_DAY[DAYS[0]]), (DAYS[1], ROWS_PER_DAY[DAYS[1]], ROWS_PER_DAY[DAYS[1]])]

@@ -58,10 +58,15 @@ def report(lake: Lake, warehouse: Warehouse, keys: list[str], result: dg.Execute
             for key in keys:
                 manifest = read_manifest(lake, dataset_name(asset_key), key)
                 print(f"  {lake.display(lake.partition_dir(dataset_name(asset_key), key))}/  {manifest['rows']:>6,} rows in {len(manifest['files'])} file(s)")
-    print("\nChecks:")
-    for evaluation in sorted(result.get_asset_check_evaluations(), key=lambda e: (e.asset_key.path, e.check_name)):
-        outcome = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
-        print(f"  {evaluation.asset_key.to_user_string()} {evaluation.check_name}: {outcome}{' - ' + evaluation.description if evaluation.description else ''}")
+    print("\nChecks (one verdict per day):")
+    by_check: dict[tuple[str, str], list[dg.AssetCheckEvaluation]] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        by_check.setdefault((evaluation.asset_key.to_user_string(), evaluation.check_name), []).append(evaluation)
+    for (asset, check), evaluations in sorted(by_check.items()):
+        failed = [e for e in evaluations if not e.passed]
+        print(f"  {asset} {check}: passed on {len(evaluations) - len(failed)} of {len(evaluations)} day(s)")
+        for e in sorted(failed, key=lambda e: e.partition or ""):
+            print(f"    {e.partition or 'all days'} FAILED ({e.severity.value}){' - ' + e.description if e.description else ''}")
     print(f"\nWarehouse: {warehouse.display_url()}")
     with warehouse.engine().connect() as conn:
         for asset_key in asset_keys:
