@@ -7,7 +7,8 @@ const pages = [
   ['/asset-groups/shop', 'asset-graph.png'],
   [`/assets/warehouse/shop/events?view=partitions&partition=${blocked}`, 'partitions.png'],
   [`/assets/raw/ecom_events?view=partitions&partition=${blocked}`, 'raw-partition.png'],
-  ['/assets/raw/ecom_events?view=checks', 'checks.png'],
+  ['/assets/raw/ecom_events?view=checks&checkDetail=reject_rate', 'checks.png', 'Partitions'],
+  ['/assets/raw/ecom_events?view=checks&checkDetail=reject_rate', 'check-history.png', 'Execution history'],
   ['/assets/warehouse/shop/events?view=overview', 'warehouse-asset.png'],
   ['/automation', 'automation.png'],
 ];
@@ -20,13 +21,18 @@ const pages = [
            '--disable-component-update', '--disable-sync'],
   });
   const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
-  for (const [path, file] of pages) {
+  for (const [path, file, tab] of pages) {
     await page.goto(base + path, { waitUntil: 'networkidle' });
     await page.waitForTimeout(2500);
     const dismiss = page.getByRole('button', { name: /skip|dismiss|got it/i });
     if (await dismiss.count()) {
       await dismiss.first().click();
       await page.waitForTimeout(800);
+    }
+    if (tab) {
+      // The check's sub-tabs are page state, not part of the URL.
+      await page.getByText(tab, { exact: true }).last().click();
+      await page.waitForTimeout(2000);
     }
     if (file === 'asset-graph.png') {
       // The graph opens at 100 %; zoom out so the whole group fits.

@@ -154,7 +154,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         if "rejects" in selected:
             rejects = {key: tally.rejects or [pl.DataFrame(schema=REJECT_SCHEMA)] for key, tally in tallies.items()}
             yield dg.Output(_one_or_many(rejects), output_name="rejects")
-        evaluations = check_evaluations(source, raw_key(source), lake_io_manager.lake(), dataset_name(raw_key(source)), tallies, checks)
+        evaluations = check_evaluations(source, context.instance, raw_key(source), lake_io_manager.lake(), dataset_name(raw_key(source)), tallies, checks)
         for evaluation in evaluations:
             if not evaluation.passed and evaluation.check_name == REJECT_RATE:
                 # The load will not take this day; the audit log says why.

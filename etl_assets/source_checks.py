@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 import polars as pl
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
 from etl_resources.config import AnySource
 from etl_resources.lake import Lake, read_manifest, scan_partition
@@ -173,12 +174,26 @@ def day_verdicts(source: AnySource, lake: Lake, dataset: str, day: str, tally: T
     return verdicts
 
 
+def materialization_targets(instance: dg.DagsterInstance, asset_key: dg.AssetKey, days: list[str]) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+    """Each day's latest materialization, which its verdicts judge: without it the UI's per-partition check
+    status counts the verdict as not yet run for the day's current data."""
+    targets = {}
+    for day in days:
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[day]), limit=1).records
+        if records:
+            targets[day] = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp
+            )
+    return targets
+
+
 def check_evaluations(
-    source: AnySource, asset_key: dg.AssetKey, lake: Lake, dataset: str, tallies: dict[str, Tally], selected: set[str]
+    source: AnySource, instance: dg.DagsterInstance, asset_key: dg.AssetKey, lake: Lake, dataset: str, tallies: dict[str, Tally], selected: set[str]
 ) -> list[dg.AssetCheckEvaluation]:
-    """One evaluation per selected check and day, oldest day first."""
+    """One evaluation per selected check and day, oldest day first, each tied to the materialization it judged."""
     if not selected:
         return []
+    targets = materialization_targets(instance, asset_key, sorted(tallies))
     return [
         dg.AssetCheckEvaluation(
             asset_key=asset_key,
@@ -188,6 +203,7 @@ def check_evaluations(
             severity=verdict.severity,
             description=verdict.description,
             metadata=verdict.metadata,
+            target_materialization_data=targets.get(day),
         )
         for day in sorted(tallies)
         for name, verdict in day_verdicts(source, lake, dataset, day, tallies[day]).items()

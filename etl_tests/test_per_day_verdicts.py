@@ -185,6 +185,16 @@ query($path: [String!]!, $check: String!) {
     runId status evaluation { partition success description }
   }
 }"""
+CHECK_PARTITIONS = """
+query($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) {
+    ... on AssetNode {
+      assetChecksOrError {
+        ... on AssetChecks { checks { name partitionStatuses { ... on AssetCheckTimePartitionStatuses { ranges { status startKey endKey } } } } }
+      }
+    }
+  }
+}"""
 PARTITIONS = """
 query($path: [String!]!) {
   assetNodeOrError(assetKey: {path: $path}) {
@@ -221,6 +231,11 @@ def test_a_chunked_backfill_from_graphql_blocks_only_the_bad_day(chunked_dagster
     executions = graphql(server, CHECK_EXECUTIONS, path=paths[0], check="reject_rate")["assetCheckExecutions"]
     by_day = {e["evaluation"]["partition"]: (e["status"], e["evaluation"]["success"]) for e in executions}
     assert len(executions) == 5 and by_day == {day: ("SUCCEEDED", True) if day != BAD else ("FAILED", False) for day in DAYS}
+    checks = graphql(server, CHECK_PARTITIONS, path=paths[0])["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    reject_rate = next(check for check in checks if check["name"] == "reject_rate")["partitionStatuses"]["ranges"]
+    assert {(r["status"], r["startKey"], r["endKey"]) for r in reject_rate} == {
+        ("SUCCEEDED", DAYS[0], DAYS[1]), ("FAILED", BAD, BAD), ("SUCCEEDED", DAYS[3], DAYS[4]),
+    }  # what the check's Partitions tab draws
     ranges = graphql(server, PARTITIONS, path=paths[1])["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
     assert {(r["status"], r["startKey"], r["endKey"]) for r in ranges} == {
         ("MATERIALIZED", DAYS[0], DAYS[1]), ("FAILED", BAD, BAD), ("MATERIALIZED", DAYS[3], DAYS[4]),
