@@ -49,7 +49,7 @@ def test_demo_command_materializes_the_last_days_and_says_where(workdir, yesterd
     assert (workdir / ".etl/dagster/storage").is_dir()
 
 
-SHOP_TABLES = ["raw/shop_orders", "warehouse/shop/orders", "raw/shop_customers", "warehouse/shop/customers"]
+SHOP_TABLES = ["raw/shop_orders_raw", "warehouse/shop/orders", "raw/shop_customers_raw", "warehouse/shop/customers"]
 
 
 def test_rematerializing_a_partition_leaves_the_same_rows(platform, demo_sources, yesterday):
@@ -80,7 +80,7 @@ def test_a_lake_that_cannot_be_written_fails_the_run_and_is_audited(platform, wo
     (workdir / "not-a-folder").write_text("a file where the lake should be")
     defs = platform.configure(demo_sources, lake_url=str(workdir / "not-a-folder/lake"))
 
-    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders", "warehouse/shop/orders"], raise_on_error=False)
+    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders_raw", "warehouse/shop/orders"], raise_on_error=False)
 
     assert not result.success
     audit = platform.query(defs, "SELECT source_name, partition_key, step, status, error_message FROM etl_audit_log")
@@ -94,10 +94,10 @@ def test_a_range_that_runs_past_today_loads_the_days_that_exist(platform, demo_s
     defs = platform.configure(demo_sources)
     future = (dt.date.fromisoformat(yesterday) + dt.timedelta(days=5)).isoformat()
 
-    result = platform.materialize(defs, yesterday, future, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    result = platform.materialize(defs, yesterday, future, selection=["raw/shop_orders_raw", "warehouse/shop/orders"])
 
     assert result.success  # today's partition does not exist until the day is over
-    assert platform.materialized_partitions(["raw", "shop_orders"]) == {yesterday}
+    assert platform.materialized_partitions(["raw", "shop_orders_raw"]) == {yesterday}
     assert platform.query(defs, "SELECT DISTINCT _partition FROM orders") == [(yesterday,)]
 
 
@@ -106,7 +106,7 @@ def test_the_demo_loads_into_a_real_sql_server(platform, demo_sources, yesterday
     """Only where a SQL Server or Azure SQL database is reachable; none can run here."""
     defs = platform.configure(demo_sources, warehouse_url=os.environ["ETL_TEST_MSSQL_URL"])
 
-    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders_raw", "warehouse/shop/orders"])
     platform.materialize(defs, yesterday, selection=["warehouse/shop/orders"])
 
     assert result.success

@@ -121,7 +121,7 @@ def test_a_source_partition_end_to_end_through_azurite(platform, azurite, contai
     )
     day = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
 
-    result = platform.materialize(defs, day, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    result = platform.materialize(defs, day, selection=["raw/shop_orders_raw", "warehouse/shop/orders"])
 
     assert result.success
     names = blobs(container, f"bronze/raw/shop_orders/date={day}/")
