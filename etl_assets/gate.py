@@ -28,7 +28,10 @@ def gate_refusals(instance: dg.DagsterInstance, source: AnySource, days: list[st
     for day in days:
         records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=upstream, asset_partitions=[day]), limit=1).records
         if not records:
-            continue  # nothing to load: the load itself says the partition is missing
+            # A lake day no run recorded under this key (written before the key gained its suffix, or by
+            # hand) has no verdict to pass; a day missing from the lake fails the load before the gate.
+            refusals[day] = f"{upstream.to_user_string()} has no materialization for {day}, so no verdict of its checks"
+            continue
         run_id = records[0].run_id
         if run_id not in verdicts_by_run:
             verdicts_by_run[run_id] = run_verdicts(instance, run_id, upstream)

@@ -132,6 +132,25 @@ def test_a_passing_partition_loads_in_a_separate_run(platform, events_api):
     assert platform.query(defs, "SELECT COUNT(*) FROM events") == [(233,)]
 
 
+def test_a_lake_day_with_no_verdict_under_the_new_key_loads_once_raw_is_materialized_again(platform, events_api):
+    """Upgrading from keys without the _raw suffix: the day's files stay in the lake, but its verdicts are in
+    the old key's history, which the load does not read."""
+    defs = platform.configure(events_yaml(events_api.url))
+    # Another instance stands for the history under the old keys: this one holds none for the day.
+    with dg.instance_for_test() as before_upgrade:
+        dg.materialize(list(defs.assets), resources=defs.resources, instance=before_upgrade, partition_key=DAY,
+                       selection=[dg.AssetKey.from_user_string(key) for key in EVENTS[:2]])
+    assert platform.manifest(defs, "raw/ecom_events", DAY)["rows"] == 233
+
+    refused = platform.materialize(defs, DAY, selection=EVENTS[2:], raise_on_error=False)
+    platform.materialize(defs, DAY, selection=EVENTS[:2])
+    loaded = platform.materialize(defs, DAY, selection=EVENTS[2:])
+
+    failure = next(event for event in refused.all_events if event.event_type_value == "STEP_FAILURE")
+    assert f"{DAY}: blocked: raw/ecom_events_raw has no materialization for {DAY}, so no verdict of its checks" in str(failure.step_failure_data.error)
+    assert loaded.success and platform.query(defs, "SELECT COUNT(*) FROM events") == [(233,)]
+
+
 def test_api_down_past_the_retry_budget_fails_audits_and_writes_nothing(platform, events_api):
     defs = platform.configure(events_yaml(f"http://127.0.0.1:{free_port()}", attempts=3))
 
