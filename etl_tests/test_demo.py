@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -74,6 +75,23 @@ def test_rematerializing_a_partition_leaves_the_same_rows(platform, demo_sources
         ("shop_customers", "load", "success", 200),
         ("shop_orders", "load", "success", expected),
     ] * 2
+
+
+def test_a_lake_written_before_the_keys_gained_their_suffix_is_read_by_the_new_keys(platform, workdir, demo_sources, yesterday):
+    """The raw asset's key says raw/shop_orders_raw; its files stay at raw/shop_orders/date=…, as before."""
+    defs = platform.configure(demo_sources)
+    # Another instance writes the day, as the old keys did: this one has no record of it.
+    with dg.instance_for_test() as before_upgrade:
+        raw = dg.materialize(list(defs.assets), resources=defs.resources, instance=before_upgrade, partition_key=yesterday,
+                             selection=[dg.AssetKey(["raw", "shop_orders_raw"])])
+    partition = workdir / f".etl/lake/raw/shop_orders/date={yesterday}"
+    assert len(list(partition.glob("part-*.parquet"))) == 1 and (partition / "_manifest.json").is_file()
+    assert raw.asset_materializations_for_node("extract_shop_orders")[0].metadata["lake_path"].value == str(partition)
+
+    result = platform.materialize(defs, yesterday, selection=["warehouse/shop/orders"])
+
+    assert result.success
+    assert platform.query(defs, "SELECT COUNT(*) FROM orders WHERE _partition = :p", p=yesterday) == [(source_orders_on(yesterday),)]
 
 
 def test_a_lake_that_cannot_be_written_fails_the_run_and_is_audited(platform, workdir, demo_sources, yesterday):
