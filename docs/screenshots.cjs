@@ -6,8 +6,8 @@ const [base, out, blocked] = process.argv.slice(2);
 const pages = [
   ['/asset-groups/shop', 'asset-graph.png'],
   [`/assets/warehouse/shop/events?view=partitions&partition=${blocked}`, 'partitions.png'],
-  [`/assets/raw/ecom_events?view=partitions&partition=${blocked}`, 'raw-partition.png'],
-  ['/assets/raw/ecom_events?view=checks', 'checks.png'],
+  [`/assets/raw/ecom_events_raw?view=partitions&partition=${blocked}`, 'raw-partition.png'],
+  ['/assets/raw/ecom_events_raw?view=checks', 'checks.png'],
   ['/assets/warehouse/shop/events?view=overview', 'warehouse-asset.png'],
   ['/automation', 'automation.png'],
 ];
