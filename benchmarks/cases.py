@@ -17,6 +17,9 @@ import sqlalchemy as sa
 
 from etl_assets.definitions import build_definitions
 from etl_assets.partitions import RANGE_START_TAG, range_tags
+from etl_assets.raw_assets import raw_dataset, raw_key, rejects_key
+from etl_assets.warehouse_assets import warehouse_key
+from etl_resources.config import AnySource, load_sources
 
 DAY = "2026-11-01"
 CONTRACT = """
@@ -52,15 +55,16 @@ sources:
 {CONTRACT if contract else ""}"""
 
 
-def definitions(work: Path, yaml_text: str, warehouse: str) -> dg.Definitions:
+def definitions(work: Path, yaml_text: str, warehouse: str) -> tuple[dg.Definitions, AnySource]:
+    """The code location for one source, and that source (whose asset keys a case selects)."""
     path = work / f"sources-{abs(hash(yaml_text))}.yaml"
     path.write_text(yaml_text)
     os.environ["ETL_LAKE_URL"] = str(work / "lake")
     os.environ["ETL_WAREHOUSE_URL"] = warehouse
-    return build_definitions(path, str(work / "secrets.toml"))
+    return build_definitions(path, str(work / "secrets.toml")), load_sources(path, None).sources[0]
 
 
-def materialize(defs: dg.Definitions, keys: list[str], **kwargs) -> float:
+def materialize(defs: dg.Definitions, keys: list[dg.AssetKey], **kwargs) -> float:
     # A deployment's instance exists before any run; creating a fresh one (schema migrations) is not the asset's cost.
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
@@ -68,7 +72,7 @@ def materialize(defs: dg.Definitions, keys: list[str], **kwargs) -> float:
         list(defs.assets),
         resources=defs.resources,
         instance=instance,
-        selection=[dg.AssetKey.from_user_string(key) for key in keys],
+        selection=keys,
         raise_on_error=True,
         **kwargs,
     )
@@ -78,17 +82,17 @@ def materialize(defs: dg.Definitions, keys: list[str], **kwargs) -> float:
 
 def ours_extract(args: dict) -> dict:
     table = "bench"
-    defs = definitions(Path(args["work"]), sources_yaml(args["source"], table, contract=args.get("contract", False)), args["warehouse"])
-    keys = [f"raw/{table}"] + ([f"rejects/{table}"] if args.get("contract") else [])
+    defs, source = definitions(Path(args["work"]), sources_yaml(args["source"], table, contract=args.get("contract", False)), args["warehouse"])
+    keys = [raw_key(source)] + ([rejects_key(source)] if source.contract is not None else [])
     seconds = materialize(defs, keys, partition_key=DAY)
-    files = sorted((Path(args["work"]) / f"lake/raw/{table}/date={DAY}").glob("*.parquet"))
+    files = sorted((Path(args["work"]) / f"lake/{raw_dataset(table)}/date={DAY}").glob("*.parquet"))
     schema = pl.read_parquet_schema(files[0])
     return {"rows": pl.scan_parquet(files).select(pl.len()).collect().item(), "seconds": seconds, "schema": {k: str(v) for k, v in schema.items()}}
 
 
 def ours_load(args: dict) -> dict:
-    defs = definitions(Path(args["work"]), sources_yaml(args["source"], "bench"), args["warehouse"])
-    seconds = materialize(defs, ["warehouse/bench"], partition_key=DAY)
+    defs, source = definitions(Path(args["work"]), sources_yaml(args["source"], "bench"), args["warehouse"])
+    seconds = materialize(defs, [warehouse_key(source)], partition_key=DAY)
     with sa.create_engine(args["warehouse"]).connect() as conn:
         rows = conn.execute(sa.text("SELECT COUNT(*) FROM bench")).scalar_one()
     return {"rows": rows, "seconds": seconds}
@@ -96,12 +100,12 @@ def ours_load(args: dict) -> dict:
 
 def ours_backfill(args: dict) -> dict:
     table, first = "events30", "2026-10-01"
-    defs = definitions(Path(args["work"]), sources_yaml(args["source"], table, incremental=True, start=first), args["warehouse"])
+    defs, source = definitions(Path(args["work"]), sources_yaml(args["source"], table, incremental=True, start=first), args["warehouse"])
     last = (dt.date.fromisoformat(first) + dt.timedelta(days=29)).isoformat()
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
     result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance,
-                            selection=[dg.AssetKey(["raw", table]), dg.AssetKey(["warehouse", table])],
+                            selection=[raw_key(source), warehouse_key(source)],
                             tags=range_tags(first, last))
     seconds = time.perf_counter() - started
     runs = len(instance.get_run_records(dg.RunsFilter(tags={RANGE_START_TAG: first})))
@@ -112,7 +116,7 @@ def ours_backfill(args: dict) -> dict:
 
 def naive_executemany(args: dict) -> dict:
     """The seeds' loader: every row a dict, INSERT … VALUES through SQLAlchemy executemany."""
-    files = sorted((Path(args["work"]) / f"lake/raw/bench/date={DAY}").glob("*.parquet"))
+    files = sorted((Path(args["work"]) / f"lake/{raw_dataset('bench')}/date={DAY}").glob("*.parquet"))
     engine = sa.create_engine(args["warehouse"])
     started = time.perf_counter()
     rows = 0

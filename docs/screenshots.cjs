@@ -6,9 +6,9 @@ const [base, out, blocked] = process.argv.slice(2);
 const pages = [
   ['/asset-groups/shop', 'asset-graph.png'],
   [`/assets/warehouse/shop/events?view=partitions&partition=${blocked}`, 'partitions.png'],
-  [`/assets/raw/ecom_events?view=partitions&partition=${blocked}`, 'raw-partition.png'],
-  ['/assets/raw/ecom_events?view=checks&checkDetail=reject_rate', 'checks.png', 'Partitions'],
-  ['/assets/raw/ecom_events?view=checks&checkDetail=reject_rate', 'check-history.png', 'Execution history'],
+  [`/assets/raw/ecom_events_raw?view=partitions&partition=${blocked}`, 'raw-partition.png'],
+  ['/assets/raw/ecom_events_raw?view=checks&checkDetail=reject_rate', 'checks.png', 'Partitions'],
+  ['/assets/raw/ecom_events_raw?view=checks&checkDetail=reject_rate', 'check-history.png', 'Execution history'],
   ['/assets/warehouse/shop/events?view=overview', 'warehouse-asset.png'],
   ['/automation', 'automation.png'],
 ];

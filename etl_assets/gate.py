@@ -23,12 +23,15 @@ def gate_refusals(instance: dg.DagsterInstance, source: AnySource, days: list[st
     if not checks:
         return {}
     upstream = raw_key(source)
-    verdicts_by_run: dict[str, dict[tuple[str, str | None], object]] = {}
+    verdicts_by_run: dict[str, dict[tuple[str, str | None], dg.AssetCheckEvaluation]] = {}
     refusals = {}
     for day in days:
         records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=upstream, asset_partitions=[day]), limit=1).records
         if not records:
-            continue  # nothing to load: the load itself says the partition is missing
+            # A lake day no run recorded under this key (written before the key gained its suffix, or by
+            # hand) has no verdict to pass; a day missing from the lake fails the load before the gate.
+            refusals[day] = f"{upstream.to_user_string()} has no materialization for {day}, so no verdict of its checks"
+            continue
         run_id = records[0].run_id
         if run_id not in verdicts_by_run:
             verdicts_by_run[run_id] = run_verdicts(instance, run_id, upstream)
@@ -38,7 +41,7 @@ def gate_refusals(instance: dg.DagsterInstance, source: AnySource, days: list[st
     return refusals
 
 
-def run_verdicts(instance: dg.DagsterInstance, run_id: str, asset_key: dg.AssetKey) -> dict[tuple[str, str | None], object]:
+def run_verdicts(instance: dg.DagsterInstance, run_id: str, asset_key: dg.AssetKey) -> dict[tuple[str, str | None], dg.AssetCheckEvaluation]:
     """The check evaluations a run recorded for an asset, by check name and partition."""
     return {
         (evaluation.check_name, evaluation.partition): evaluation
@@ -47,10 +50,8 @@ def run_verdicts(instance: dg.DagsterInstance, run_id: str, asset_key: dg.AssetK
     }
 
 
-def day_refusal(verdicts: dict[tuple[str, str | None], object], check: str, day: str, run_id: str) -> str | None:
-    # A verdict without a partition comes from a run before checks were per day: it covered every day of
-    # that run, so it passes a day only if it passed them all.
-    evaluation = verdicts.get((check, day)) or verdicts.get((check, None))
+def day_refusal(verdicts: dict[tuple[str, str | None], dg.AssetCheckEvaluation], check: str, day: str, run_id: str) -> str | None:
+    evaluation = verdicts.get((check, day))
     if evaluation is None:
         return f"check '{check}' has no verdict for {day} from run {run_id}, which wrote it"
     if not evaluation.passed:

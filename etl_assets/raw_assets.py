@@ -1,7 +1,7 @@
 """Raw assets: each source's rows for a day, validated against its contract, stored as Parquet by the lake IO manager.
 
-One step per source materializes `raw/<source>`, `rejects/<source>` (when a contract is declared) and runs
-the source's checks.
+One step per source materializes `raw/<source>_raw`, `rejects/<source>_rejects` (when a contract is declared)
+and runs the source's checks. Their lake folders stay `raw/<source>` and `rejects/<source>`.
 """
 
 import datetime as dt
@@ -17,19 +17,30 @@ from etl_assets.source_checks import REJECT_RATE, Tally, check_evaluations, chec
 from etl_resources.config import AnySource, Contract, FileSource, SqlSource, StepRetries
 from etl_resources.contract import REJECT_SCHEMA, apply_contract
 from etl_resources.file_extract import read_day
-from etl_resources.lake_io_manager import LakeIOManager, PartitionStream, dataset_name
+from etl_resources.lake_io_manager import LAKE_DATASET, LakeIOManager, PartitionStream
 from etl_resources.rest_extract import extract_rest
 from etl_resources.secrets import SecretResolver
 from etl_resources.sql_extract import extract
 from etl_resources.warehouse import Warehouse
 
 
+# The asset graph labels a node with its key's last segment only: the suffix tells a source's raw, rejects
+# and warehouse nodes apart when the source and its table share a name.
 def raw_key(source: AnySource) -> dg.AssetKey:
-    return dg.AssetKey(["raw", source.name])
+    return dg.AssetKey(["raw", f"{source.name}_raw"])
 
 
 def rejects_key(source: AnySource) -> dg.AssetKey:
-    return dg.AssetKey(["rejects", source.name])
+    return dg.AssetKey(["rejects", f"{source.name}_rejects"])
+
+
+# The lake kept its layout when the keys gained their suffix, so lakes written before still load.
+def raw_dataset(source_name: str) -> str:
+    return f"raw/{source_name}"
+
+
+def rejects_dataset(source_name: str) -> str:
+    return f"rejects/{source_name}"
 
 
 def _batches(source: AnySource, secrets: SecretResolver, lake: LakeIOManager, window: tuple[dt.datetime, dt.datetime], log) -> Iterator[pl.DataFrame]:
@@ -91,7 +102,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
             group_name=source.group or source.name,
             io_manager_key="lake_io_manager",
             is_required=False,
-            metadata={"source": source.name, "kind": source.kind},
+            metadata={"source": source.name, "kind": source.kind, LAKE_DATASET: raw_dataset(source.name)},
             owners=source.owners,
             tags=source.tags,
         )
@@ -104,6 +115,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
             group_name=source.group or source.name,
             io_manager_key="lake_io_manager",
             is_required=False,
+            metadata={LAKE_DATASET: rejects_dataset(source.name)},
             owners=source.owners,
             tags=source.tags,
         )
@@ -141,7 +153,8 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         selected = context.op_execution_context.selected_output_names
         checks = {key.name for key in context.selected_asset_check_keys if key.asset_key == raw_key(source)}
         if checks and "raw" not in selected:
-            raise dg.Failure(description=f"the checks of raw/{source.name} judge the rows this step writes: select raw/{source.name} with them", allow_retries=False)
+            raw = raw_key(source).to_user_string()
+            raise dg.Failure(description=f"the checks of {raw} judge the rows this step writes: select {raw} with them", allow_retries=False)
         # Each Output is stored before this generator resumes, so the tallies are complete below.
         if "raw" in selected:
             yield dg.Output(_one_or_many(streams), output_name="raw")
@@ -154,7 +167,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         if "rejects" in selected:
             rejects = {key: tally.rejects or [pl.DataFrame(schema=REJECT_SCHEMA)] for key, tally in tallies.items()}
             yield dg.Output(_one_or_many(rejects), output_name="rejects")
-        evaluations = check_evaluations(source, context.instance, raw_key(source), lake_io_manager.lake(), dataset_name(raw_key(source)), tallies, checks)
+        evaluations = check_evaluations(source, context.instance, raw_key(source), lake_io_manager.lake(), raw_dataset(source.name), tallies, checks)
         for evaluation in evaluations:
             if not evaluation.passed and evaluation.check_name == REJECT_RATE:
                 # The load will not take this day; the audit log says why.

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from etl_assets.audit_events import record_audit
 from etl_assets.gate import gate_refusals
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys
-from etl_assets.raw_assets import raw_key
+from etl_assets.raw_assets import raw_key, rejects_key
 from etl_resources.config import AnySource
 from etl_resources.type_mapping import WarehouseTypeError
 from etl_resources.warehouse import Warehouse, load_partition
@@ -41,7 +41,7 @@ WRITE_MODE_PHRASES = {
 
 
 def fix_hint(source: AnySource) -> str:
-    return f"fix: see rejects/{source.name}, correct the source or its contract, then re-materialize raw/{source.name}"
+    return f"fix: see {rejects_key(source).to_user_string()}, correct the source or its contract, then re-materialize {raw_key(source).to_user_string()}"
 
 
 def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDefinition:
@@ -50,7 +50,7 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
 
     @dg.asset(
         key=warehouse_key(source),
-        description=f"{target.qualified} in the warehouse: each day of raw/{source.name}, {WRITE_MODE_PHRASES[target.write_mode].format(keys=', '.join(target.keys))}.",
+        description=f"{target.qualified} in the warehouse: each day of {raw_key(source).to_user_string()}, {WRITE_MODE_PHRASES[target.write_mode].format(keys=', '.join(target.keys))}.",
         ins={"partition": dg.AssetIn(key=raw_key(source))},
         partitions_def=partitions_def,
         backfill_policy=backfill_policy(source.backfill_days_per_run),

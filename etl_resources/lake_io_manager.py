@@ -27,8 +27,14 @@ class PartitionStream:
 
 Frames = pl.DataFrame | Iterable[pl.DataFrame] | PartitionStream
 
+# Definition metadata naming an asset's folder in the lake, so its key can change without moving its files.
+LAKE_DATASET = "lake_dataset"
 
-def dataset_name(asset_key: dg.AssetKey) -> str:
+
+def dataset_name(asset_key: dg.AssetKey, definition_metadata: Mapping[str, object] | None = None) -> str:
+    """The asset's folder in the lake: the one its definition names, else its key's path."""
+    if definition_metadata and LAKE_DATASET in definition_metadata:
+        return str(definition_metadata[LAKE_DATASET])
     return "/".join(asset_key.path)
 
 
@@ -47,7 +53,8 @@ def write_metadata(lake: Lake, written: PartitionWrite) -> dict[str, object]:
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Parquet partitions at <url>/<asset key>/date=YYYY-MM-DD/: a local folder, or abfss:// on ADLS Gen2.
+    """Parquet partitions at <url>/<dataset>/date=YYYY-MM-DD/: a local folder, or abfss:// on ADLS Gen2. The
+    dataset is the output's `lake_dataset` definition metadata, else its asset key's path.
 
     Outputs may be one frame, an iterable of frames (streamed batch by batch), a `PartitionStream`, or, for a
     run over a partition range, a mapping of partition key to any of these. Inputs load as `pl.LazyFrame`
@@ -72,7 +79,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         lake = self.lake()
-        dataset = dataset_name(context.asset_key)
+        dataset = dataset_name(context.asset_key, context.definition_metadata)
         keys = context.asset_partition_keys if context.has_asset_partitions else []
         if len(keys) > 1 or isinstance(obj, Mapping):
             if not isinstance(obj, Mapping) or not set(keys) <= set(obj):
@@ -99,7 +106,8 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pl.LazyFrame | dict[str, pl.LazyFrame]:
         lake = self.lake()
-        dataset = dataset_name(context.asset_key)
+        upstream = context.upstream_output
+        dataset = dataset_name(context.asset_key, upstream.definition_metadata if upstream is not None else None)
         keys = context.asset_partition_keys
         frames = {key: scan_partition(lake, dataset, key, file_column=SOURCE_FILE_COLUMN) for key in keys}
         return frames if len(keys) > 1 else frames[keys[0]]

@@ -32,11 +32,11 @@ def test_a_failed_check_and_a_failed_run_are_posted_once(platform, api, webhook,
     alerts = webhook["received"]
     assert [(a["kind"], a["check"]) for a in alerts] == [("asset_check", "row_count"), ("run_failure", None)]
     check_alert, run_alert = alerts
-    assert check_alert["asset"] == "raw/ecom_events" and check_alert["partition"] == DAY
+    assert check_alert["asset"] == "raw/ecom_events_raw" and check_alert["partition"] == DAY
     assert check_alert["reason"] == "0 row(s), fewer than min_rows 1"
     assert check_alert["run_url"] == f"http://ui.example/runs/{quiet.run_id}"
     assert run_alert["run_id"] == broken.run_id and run_alert["partition"] == DAY
-    assert "raw/ecom_events" in run_alert["asset"] and "text" in run_alert
+    assert "raw/ecom_events_raw" in run_alert["asset"] and "text" in run_alert
 
     evaluate(platform, webhook, cursor)
     assert len(webhook["received"]) == 2

@@ -108,8 +108,8 @@ def test_good_file_builds_two_assets_per_source(workdir):
     defs = build_definitions(write_sources(workdir), str(workdir / "secrets.toml"))
 
     keys = {asset.key.to_user_string() for asset in defs.assets}
-    assert keys == {"raw/orders", "raw/customers", "warehouse/shop/orders", "warehouse/customers"}
-    raw = next(asset for asset in defs.assets if asset.key.to_user_string() == "raw/orders")
+    assert keys == {"raw/orders_raw", "raw/customers_raw", "warehouse/shop/orders", "warehouse/customers"}
+    raw = next(asset for asset in defs.assets if asset.key.to_user_string() == "raw/orders_raw")
     assert raw.backfill_policy.max_partitions_per_run is None
     assert raw.partitions_def.get_first_partition_key() == "2026-11-01"
 

@@ -70,16 +70,35 @@ def graphql(server, query: str, **variables) -> dict:
     return body["data"]
 
 
+def graph_labels_by_source(nodes: list[dict]) -> dict[str, list[str]]:
+    """What the asset graph labels each source's nodes (their keys' last segments): the nodes its extract
+    step writes, and those they feed."""
+    families: dict[str, set[tuple[str, ...]]] = {}
+    for node in nodes:
+        for op in node["opNames"]:
+            if op.startswith("extract_"):
+                family = families.setdefault(op.removeprefix("extract_"), set())
+                family |= {tuple(node["assetKey"]["path"])} | {tuple(key["path"]) for key in node["dependedByKeys"]}
+    return {source: sorted(path[-1] for path in paths) for source, paths in families.items()}
+
+
 def test_the_ui_lists_every_asset_of_the_demo(dagster_dev):
-    data = graphql(dagster_dev, "{ assetNodes { assetKey { path } isPartitioned groupName } }")
+    data = graphql(dagster_dev, "{ assetNodes { assetKey { path } isPartitioned groupName opNames dependedByKeys { path } } }")
 
     nodes = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
     assert set(nodes) == {
-        "raw/shop_orders", "raw/shop_customers", "raw/ecom_events", "rejects/ecom_events",
+        "raw/shop_orders_raw", "raw/shop_customers_raw", "raw/ecom_events_raw", "rejects/ecom_events_rejects",
         "warehouse/shop/orders", "warehouse/shop/customers", "warehouse/shop/events",
     }
     assert all(node["isPartitioned"] and node["groupName"] == "shop" for node in nodes.values())
-    orders = graphql(dagster_dev, ASSET, path=["raw", "shop_orders"])["assetNodeOrError"]
+    labels = graph_labels_by_source(data["assetNodes"])
+    assert labels == {
+        "shop_orders": ["orders", "shop_orders_raw"],
+        "shop_customers": ["customers", "shop_customers_raw"],
+        "ecom_events": ["ecom_events_raw", "ecom_events_rejects", "events"],
+    }
+    assert all(len(set(names)) == len(names) for names in labels.values()), "a source's nodes would read alike in the graph"
+    orders = graphql(dagster_dev, ASSET, path=["raw", "shop_orders_raw"])["assetNodeOrError"]
     assert orders["description"].startswith("Orders placed in the demo shop")
     assert set(orders["kinds"]) == {"sqlite", "parquet"}
     assert orders["owners"] == [{"team": "shop-data"}] and {"key": "domain", "value": "sales"} in orders["tags"]
@@ -90,15 +109,15 @@ def test_a_date_range_backfill_from_graphql_runs_once_and_loads_the_warehouse(da
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     start, end = (last - dt.timedelta(days=2)).isoformat(), last.isoformat()
 
-    backfill_id, status = backfill(dagster_dev, [["raw", "shop_orders"], ["warehouse", "shop", "orders"]], start, end)
+    backfill_id, status = backfill(dagster_dev, [["raw", "shop_orders_raw"], ["warehouse", "shop", "orders"]], start, end)
 
     assert status == "COMPLETED_SUCCESS"
     runs = graphql(dagster_dev, RUNS_OF_BACKFILL, id=backfill_id)["runsOrError"]["results"]
     assert [run["status"] for run in runs] == ["SUCCESS"]
-    for path in (["raw", "shop_orders"], ["warehouse", "shop", "orders"]):
+    for path in (["raw", "shop_orders_raw"], ["warehouse", "shop", "orders"]):
         statuses = graphql(dagster_dev, ASSET, path=path)["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
         assert {"status": "MATERIALIZED", "startKey": start, "endKey": end} in statuses
-    checks = graphql(dagster_dev, CHECKS, path=["raw", "shop_orders"])["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    checks = graphql(dagster_dev, CHECKS, path=["raw", "shop_orders_raw"])["assetNodeOrError"]["assetChecksOrError"]["checks"]
     executions = {check["name"]: check["executionForLatestMaterialization"] for check in checks}
     assert set(executions) == {"row_count", "schema_unchanged"}
     assert all(e["status"] == "SUCCEEDED" and e["evaluation"]["success"] for e in executions.values())
@@ -114,7 +133,7 @@ def test_a_long_backfill_of_a_chunked_source_runs_as_weekly_runs(dagster_dev):
     last = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=5)
     start, end = (last - dt.timedelta(days=9)).isoformat(), last.isoformat()
 
-    backfill_id, status = backfill(dagster_dev, [["raw", "shop_customers"], ["warehouse", "shop", "customers"]], start, end)
+    backfill_id, status = backfill(dagster_dev, [["raw", "shop_customers_raw"], ["warehouse", "shop", "customers"]], start, end)
 
     assert status == "COMPLETED_SUCCESS"
     runs = graphql(dagster_dev, RUNS_OF_BACKFILL, id=backfill_id)["runsOrError"]["results"]

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -49,7 +50,7 @@ def test_demo_command_materializes_the_last_days_and_says_where(workdir, yesterd
     assert (workdir / ".etl/dagster/storage").is_dir()
 
 
-SHOP_TABLES = ["raw/shop_orders", "warehouse/shop/orders", "raw/shop_customers", "warehouse/shop/customers"]
+SHOP_TABLES = ["raw/shop_orders_raw", "warehouse/shop/orders", "raw/shop_customers_raw", "warehouse/shop/customers"]
 
 
 def test_rematerializing_a_partition_leaves_the_same_rows(platform, demo_sources, yesterday):
@@ -76,11 +77,28 @@ def test_rematerializing_a_partition_leaves_the_same_rows(platform, demo_sources
     ] * 2
 
 
+def test_a_lake_written_before_the_keys_gained_their_suffix_is_read_by_the_new_keys(platform, workdir, demo_sources, yesterday):
+    """The raw asset's key says raw/shop_orders_raw; its files stay at raw/shop_orders/date=…, as before."""
+    defs = platform.configure(demo_sources)
+    # Another instance writes the day, as the old keys did: this one has no record of it.
+    with dg.instance_for_test() as before_upgrade:
+        raw = dg.materialize(list(defs.assets), resources=defs.resources, instance=before_upgrade, partition_key=yesterday,
+                             selection=[dg.AssetKey(["raw", "shop_orders_raw"])])
+    partition = workdir / f".etl/lake/raw/shop_orders/date={yesterday}"
+    assert len(list(partition.glob("part-*.parquet"))) == 1 and (partition / "_manifest.json").is_file()
+    assert raw.asset_materializations_for_node("extract_shop_orders")[0].metadata["lake_path"].value == str(partition)
+
+    result = platform.materialize(defs, yesterday, selection=["warehouse/shop/orders"])
+
+    assert result.success
+    assert platform.query(defs, "SELECT COUNT(*) FROM orders WHERE _partition = :p", p=yesterday) == [(source_orders_on(yesterday),)]
+
+
 def test_a_lake_that_cannot_be_written_fails_the_run_and_is_audited(platform, workdir, demo_sources, yesterday):
     (workdir / "not-a-folder").write_text("a file where the lake should be")
     defs = platform.configure(demo_sources, lake_url=str(workdir / "not-a-folder/lake"))
 
-    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders", "warehouse/shop/orders"], raise_on_error=False)
+    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders_raw", "warehouse/shop/orders"], raise_on_error=False)
 
     assert not result.success
     audit = platform.query(defs, "SELECT source_name, partition_key, step, status, error_message FROM etl_audit_log")
@@ -94,10 +112,10 @@ def test_a_range_that_runs_past_today_loads_the_days_that_exist(platform, demo_s
     defs = platform.configure(demo_sources)
     future = (dt.date.fromisoformat(yesterday) + dt.timedelta(days=5)).isoformat()
 
-    result = platform.materialize(defs, yesterday, future, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    result = platform.materialize(defs, yesterday, future, selection=["raw/shop_orders_raw", "warehouse/shop/orders"])
 
     assert result.success  # today's partition does not exist until the day is over
-    assert platform.materialized_partitions(["raw", "shop_orders"]) == {yesterday}
+    assert platform.materialized_partitions(["raw", "shop_orders_raw"]) == {yesterday}
     assert platform.query(defs, "SELECT DISTINCT _partition FROM orders") == [(yesterday,)]
 
 
@@ -106,7 +124,7 @@ def test_the_demo_loads_into_a_real_sql_server(platform, demo_sources, yesterday
     """Only where a SQL Server or Azure SQL database is reachable; none can run here."""
     defs = platform.configure(demo_sources, warehouse_url=os.environ["ETL_TEST_MSSQL_URL"])
 
-    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    result = platform.materialize(defs, yesterday, selection=["raw/shop_orders_raw", "warehouse/shop/orders"])
     platform.materialize(defs, yesterday, selection=["warehouse/shop/orders"])
 
     assert result.success

@@ -130,7 +130,7 @@ def test_the_code_location_runs_from_a_workbook(tmp_path, monkeypatch, instance)
     defs = build_definitions(tmp_path / "jobs.xlsx", str(tmp_path / "secrets.toml"))
 
     result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance, partition_key="2026-11-01",
-                            selection=[dg.AssetKey(["raw", "shop_customers"]), dg.AssetKey(["warehouse", "shop", "customers"])])
+                            selection=[dg.AssetKey(["raw", "shop_customers_raw"]), dg.AssetKey(["warehouse", "shop", "customers"])])
 
     assert result.success
     with defs.resources["warehouse"].engine().connect() as conn:

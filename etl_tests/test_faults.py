@@ -21,7 +21,8 @@ from etl_tests.servers import postgres_server
 
 DAY = "2026-11-01"
 ROWS = 200_000
-RAW, WAREHOUSE = "raw/events", "warehouse/events"
+RAW, WAREHOUSE = "raw/events_raw", "warehouse/events"
+RAW_DATASET = "raw/events"  # its folder in the lake
 RUN_ONE_STEP = """
 import sys
 import dagster as dg
@@ -132,7 +133,7 @@ def test_a_source_connection_dropped_mid_extract_is_retried_without_duplicates(p
     assert terminated and result.success
     retried = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
     assert [event.step_key for event in retried] == ["extract_events"]
-    frame = scan_partition(platform.lake(defs), RAW, DAY).collect()
+    frame = scan_partition(platform.lake(defs), RAW_DATASET, DAY).collect()
     assert (frame.height, frame["id"].n_unique(), frame["id"].cast(pl.Int64).sum()) == (ROWS, ROWS, ROWS * (ROWS + 1) // 2)
     assert platform.query(defs, "SELECT COUNT(*), COUNT(DISTINCT id) FROM events") == [(ROWS, ROWS)]
     audit = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log ORDER BY id")
@@ -146,10 +147,10 @@ def test_a_lake_write_killed_mid_way_leaves_the_previous_partition(platform, pos
     defs = platform.configure(events_yaml(postgres.url(events_db), batch_size=1_000))
     platform.materialize(defs, DAY, selection=[RAW])
     lake = platform.lake(defs)
-    manifest = platform.manifest(defs, RAW, DAY)
+    manifest = platform.manifest(defs, RAW_DATASET, DAY)
 
     write = run_in_subprocess(workdir, RAW)
-    staging = Path(lake.dataset_dir(RAW)) / "_staging"
+    staging = Path(lake.dataset_dir(RAW_DATASET)) / "_staging"
     deadline = time.monotonic() + 60
     while not list(staging.rglob("part-00010.parquet")):
         assert time.monotonic() < deadline and write.poll() is None, "the write never got under way"
@@ -157,11 +158,11 @@ def test_a_lake_write_killed_mid_way_leaves_the_previous_partition(platform, pos
     write.kill()
     write.wait()
 
-    assert platform.manifest(defs, RAW, DAY) == manifest
-    assert platform.partition_listing(defs, RAW, DAY) == sorted(manifest["files"] + ["_manifest.json"])
-    assert scan_partition(lake, RAW, DAY).select("id").collect().height == ROWS
+    assert platform.manifest(defs, RAW_DATASET, DAY) == manifest
+    assert platform.partition_listing(defs, RAW_DATASET, DAY) == sorted(manifest["files"] + ["_manifest.json"])
+    assert scan_partition(lake, RAW_DATASET, DAY).select("id").collect().height == ROWS
     assert platform.materialize(defs, DAY, selection=[RAW]).success
-    assert platform.manifest(defs, RAW, DAY)["write_id"] != manifest["write_id"]
+    assert platform.manifest(defs, RAW_DATASET, DAY)["write_id"] != manifest["write_id"]
     assert list(staging.rglob("*.parquet")) == []  # the killed write's parts went with the next write
 
 

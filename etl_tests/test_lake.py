@@ -15,7 +15,7 @@ from azure.storage.blob import ContainerClient
 from etl_assets.partitions import daily_partitions, range_tags
 from etl_resources.day_schema import LakeSchemaError
 from etl_resources.lake import partition_files, read_manifest, scan_partition, write_partition
-from etl_resources.lake_io_manager import LakeIOManager
+from etl_resources.lake_io_manager import LAKE_DATASET, LakeIOManager
 from etl_tests.servers import AZURITE_KEY
 
 PARTS = daily_partitions(dt.date(2026, 11, 1))
@@ -83,6 +83,28 @@ def test_io_manager_writes_a_partition_range_and_reads_it_back(lake_backend, ins
     assert blobs(container, "lake/numbers/_staging/") == []
 
 
+def test_an_asset_stored_under_its_lake_dataset_is_read_there_in_its_run_and_in_a_later_one(lake_backend, instance):
+    """The folder comes from the definition's `lake_dataset`, not from the key, on write and on both kinds of read."""
+    io_manager, container = lake_backend
+    seen: list[pl.DataFrame] = []
+
+    @dg.asset(key=["raw", "numbers_raw"], partitions_def=PARTS, io_manager_key="lake_io_manager", metadata={LAKE_DATASET: "raw/numbers"})
+    def numbers() -> pl.DataFrame:
+        return pl.DataFrame({"n": [1, 2]})
+
+    @dg.asset(partitions_def=PARTS, io_manager_key="lake_io_manager", ins={"numbers": dg.AssetIn(key=numbers.key)})
+    def numbers_total(numbers) -> None:
+        seen.append(numbers.collect())
+
+    resources = {"lake_io_manager": io_manager}
+    dg.materialize([numbers, numbers_total], resources=resources, instance=instance, partition_key="2026-11-05")
+    dg.materialize([numbers, numbers_total], resources=resources, instance=instance, partition_key="2026-11-05", selection=[numbers_total.key])
+
+    assert blobs(container, "lake/raw/numbers/date=2026-11-05/")[0] == "_manifest.json"
+    assert blobs(container, "lake/raw/numbers_raw/") == []
+    assert [frame["n"].to_list() for frame in seen] == [[1, 2], [1, 2]]
+
+
 def test_rewriting_a_partition_replaces_its_files(lake_backend, instance):
     io_manager, container = lake_backend
     assets, _ = numbers_assets()
@@ -121,7 +143,7 @@ def test_a_source_partition_end_to_end_through_azurite(platform, azurite, contai
     )
     day = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
 
-    result = platform.materialize(defs, day, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    result = platform.materialize(defs, day, selection=["raw/shop_orders_raw", "warehouse/shop/orders"])
 
     assert result.success
     names = blobs(container, f"bronze/raw/shop_orders/date={day}/")

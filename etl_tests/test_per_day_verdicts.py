@@ -20,7 +20,7 @@ DAYS = ["2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13", "2026-11-14"]
 BAD = "2026-11-12"
 GOOD = [day for day in DAYS if day != BAD]
 PER_DAY = 250
-RAW, REJECTS, WAREHOUSE = "raw/ecom_events", "rejects/ecom_events", "warehouse/shop/events"
+RAW, REJECTS, WAREHOUSE = "raw/ecom_events_raw", "rejects/ecom_events_rejects", "warehouse/shop/events"
 
 
 def events_yaml(url: str, extra: str = "") -> str:
@@ -37,7 +37,7 @@ def one_bad_day(api, monkeypatch):
 
 
 def verdicts(instance: dg.DagsterInstance, run_id: str, check: str) -> dict[str | None, bool]:
-    """The run's evaluations of one check of raw/ecom_events, by partition, as the instance stored them."""
+    """The run's evaluations of one check of raw/ecom_events_raw, by partition, as the instance stored them."""
     records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
     found = [record.event_log_entry.dagster_event.asset_check_evaluation_data for record in records]
     by_day = {e.partition: e.passed for e in found if e.check_name == check and e.asset_key == dg.AssetKey.from_user_string(RAW)}
@@ -72,7 +72,7 @@ def test_a_range_run_loads_the_good_days_and_refuses_only_the_bad_one(platform, 
     assert verdicts(platform.instance, result.run_id, "reject_rate") == {day: day != BAD for day in DAYS}
     assert verdicts(platform.instance, result.run_id, "row_count") == {day: True for day in DAYS}
     assert verdicts(platform.instance, result.run_id, "keys_not_null_unique") == {day: True for day in DAYS}
-    assert platform.materialized_partitions(["raw", "ecom_events"]) == set(DAYS)
+    assert platform.materialized_partitions(["raw", "ecom_events_raw"]) == set(DAYS)
     assert platform.materialized_partitions(["warehouse", "shop", "events"]) == set(GOOD)
     assert audit(platform, defs, result.run_id) == sorted(
         [(day, "load", "success") for day in GOOD] + [(BAD, "check", "blocked"), (BAD, "load", "blocked")]
@@ -142,7 +142,7 @@ def test_raw_and_warehouse_without_rejects_is_a_valid_selection(platform, one_ba
     result = platform.materialize(defs, DAYS[0], DAYS[1], selection=[RAW, WAREHOUSE])
 
     assert result.success
-    assert platform.materialized_partitions(["rejects", "ecom_events"]) == set()
+    assert platform.materialized_partitions(["rejects", "ecom_events_rejects"]) == set()
     assert set(loaded_days(platform, defs)) == set(DAYS[:2])
     assert verdicts(platform.instance, result.run_id, "reject_rate") == {DAYS[0]: True, DAYS[1]: True}
 
@@ -153,8 +153,8 @@ def test_rejects_alone_validates_without_writing_raw(platform, one_bad_day):
     result = platform.materialize(defs, BAD, selection=[REJECTS])
 
     assert result.success
-    assert platform.materialized_partitions(["raw", "ecom_events"]) == set()
-    assert platform.manifest(defs, REJECTS, BAD)["rows"] == 9
+    assert platform.materialized_partitions(["raw", "ecom_events_raw"]) == set()
+    assert platform.manifest(defs, "rejects/ecom_events", BAD)["rows"] == 9
 
 
 def test_a_blocked_load_does_not_skip_another_sources_freshness_check(platform, demo_sources, one_bad_day):
@@ -221,7 +221,7 @@ def chunked_dagster_dev(tmp_path_factory):
 def test_a_chunked_backfill_from_graphql_blocks_only_the_bad_day(chunked_dagster_dev):
     """Five days at two per run make three runs; raw and warehouse are picked without rejects, as in the UI."""
     server = chunked_dagster_dev
-    paths = [["raw", "ecom_events"], ["warehouse", "shop", "events"]]
+    paths = [["raw", "ecom_events_raw"], ["warehouse", "shop", "events"]]
 
     first, status = backfill(server, paths, DAYS[0], DAYS[-1])
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from etl_resources.lake import scan_partition
 from etl_tests.servers import free_port
 
-ORDERS_ONLY = ["raw/orders", "warehouse/dw/orders"]
+ORDERS_ONLY = ["raw/orders_raw", "warehouse/dw/orders"]
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 ROWS_PER_DAY = {day: 10 * (i + 1) for i, day in enumerate(DAYS + ["2026-11-04"])}
 
@@ -84,14 +84,14 @@ def test_single_run_backfill_of_three_days_gives_three_partitions(platform, shop
 
     assert result.success
     assert len(platform.instance.get_runs()) == 1
-    assert platform.materialized_partitions(["raw", "orders"]) == set(DAYS)
+    assert platform.materialized_partitions(["raw", "orders_raw"]) == set(DAYS)
     assert platform.materialized_partitions(["warehouse", "dw", "orders"]) == set(DAYS)
     for day in DAYS:
         manifest = platform.manifest(defs, "raw/orders", day)
         assert manifest["rows"] == ROWS_PER_DAY[day]
         assert len(manifest["files"]) == -(-ROWS_PER_DAY[day] // 7)  # one Parquet part per batch of 7
         event = platform.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(["raw", "orders"]), asset_partitions=[day]), limit=1
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(["raw", "orders_raw"]), asset_partitions=[day]), limit=1
         ).records[0]
         metadata = event.asset_materialization.metadata
         assert metadata["dagster/row_count"].value == ROWS_PER_DAY[day]
@@ -209,7 +209,7 @@ def test_a_contract_on_a_sql_source_rejects_rows_with_their_record(platform, sho
     )
     defs = platform.configure(contracted, warehouse_url=shop["warehouse"])
 
-    result = platform.materialize(defs, DAYS[0], selection=["raw/orders", "rejects/orders", "warehouse/dw/orders"])
+    result = platform.materialize(defs, DAYS[0], selection=["raw/orders_raw", "rejects/orders_rejects", "warehouse/dw/orders"])
 
     assert result.success
     expected = source_sql(shop, "SELECT order_id FROM sales.orders WHERE ordered_at < '2026-11-02T00:00Z' AND amount > 20 ORDER BY 1")

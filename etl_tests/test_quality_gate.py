@@ -11,7 +11,7 @@ from etl_tests.api_server import invalid_events
 from etl_tests.servers import free_port
 
 DAY = "2026-11-10"
-EVENTS = ["raw/ecom_events", "rejects/ecom_events", "warehouse/shop/events"]
+EVENTS = ["raw/ecom_events_raw", "rejects/ecom_events_rejects", "warehouse/shop/events"]
 
 
 def events_yaml(url: str, reject_rate_max: float = 0.05, min_rows: int = 1, attempts: int = 5) -> str:
@@ -95,7 +95,7 @@ def test_twenty_percent_invalid_fails_the_check_and_the_load_never_runs(platform
     verdict = checks_of(result)["reject_rate"]
     assert not verdict.passed and verdict.partition == DAY
     assert verdict.description == "reject rate 0.2 above reject_rate_max 0.05 (48 of 240 rows): the day is not loaded"
-    assert platform.materialized_partitions(["raw", "ecom_events"]) == {DAY}
+    assert platform.materialized_partitions(["raw", "ecom_events_raw"]) == {DAY}
     assert platform.materialized_partitions(["warehouse", "shop", "events"]) == set()
     assert platform.query(defs, "SELECT name FROM sqlite_master WHERE name = 'events'") == []
     audit = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log ORDER BY id")
@@ -119,7 +119,7 @@ def test_the_gate_holds_when_the_load_runs_in_another_run(platform, events_api):
     assert platform.query(defs, "SELECT name FROM sqlite_master WHERE name = 'events'") == []
     audit = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log ORDER BY id")
     assert [row[:2] for row in audit] == [("check", "blocked"), ("load", "blocked")]
-    assert "rejects/ecom_events" in audit[1][2]  # the fix names where the bad rows are
+    assert "rejects/ecom_events_rejects" in audit[1][2]  # the fix names where the bad rows are
 
 
 def test_a_passing_partition_loads_in_a_separate_run(platform, events_api):
@@ -130,6 +130,25 @@ def test_a_passing_partition_loads_in_a_separate_run(platform, events_api):
 
     assert result.success
     assert platform.query(defs, "SELECT COUNT(*) FROM events") == [(233,)]
+
+
+def test_a_lake_day_with_no_verdict_under_the_new_key_loads_once_raw_is_materialized_again(platform, events_api):
+    """Upgrading from keys without the _raw suffix: the day's files stay in the lake, but its verdicts are in
+    the old key's history, which the load does not read."""
+    defs = platform.configure(events_yaml(events_api.url))
+    # Another instance stands for the history under the old keys: this one holds none for the day.
+    with dg.instance_for_test() as before_upgrade:
+        dg.materialize(list(defs.assets), resources=defs.resources, instance=before_upgrade, partition_key=DAY,
+                       selection=[dg.AssetKey.from_user_string(key) for key in EVENTS[:2]])
+    assert platform.manifest(defs, "raw/ecom_events", DAY)["rows"] == 233
+
+    refused = platform.materialize(defs, DAY, selection=EVENTS[2:], raise_on_error=False)
+    platform.materialize(defs, DAY, selection=EVENTS[:2])
+    loaded = platform.materialize(defs, DAY, selection=EVENTS[2:])
+
+    failure = next(event for event in refused.all_events if event.event_type_value == "STEP_FAILURE")
+    assert f"{DAY}: blocked: raw/ecom_events_raw has no materialization for {DAY}, so no verdict of its checks" in str(failure.step_failure_data.error)
+    assert loaded.success and platform.query(defs, "SELECT COUNT(*) FROM events") == [(233,)]
 
 
 def test_api_down_past_the_retry_budget_fails_audits_and_writes_nothing(platform, events_api):

@@ -56,12 +56,12 @@ def test_no_secret_value_reaches_the_event_log_the_audit_the_lake_or_the_logs(pl
     runs = [platform.materialize(defs, DAY)]
 
     api.state.malformed = True
-    runs.append(platform.materialize(defs, DAY, selection=["raw/things"], raise_on_error=False))
+    runs.append(platform.materialize(defs, DAY, selection=["raw/things_raw"], raise_on_error=False))
     api.state.malformed = False
     api.state.faults.extend([500, 500])
-    runs.append(platform.materialize(defs, DAY, selection=["raw/things"], raise_on_error=False))
+    runs.append(platform.materialize(defs, DAY, selection=["raw/things_raw"], raise_on_error=False))
     dead_source = platform.configure(sources_yaml(free_port(), source_db, api.url), warehouse_url=warehouse)
-    runs.append(platform.materialize(dead_source, DAY, selection=["raw/orders"], raise_on_error=False))
+    runs.append(platform.materialize(dead_source, DAY, selection=["raw/orders_raw"], raise_on_error=False))
     dead_warehouse = platform.configure(sources_yaml(postgres.port, source_db, api.url), warehouse_url=warehouse.replace(str(postgres.port), str(free_port())))
     runs.append(platform.materialize(dead_warehouse, DAY, selection=["warehouse/orders"], raise_on_error=False))
 

@@ -60,10 +60,10 @@ def test_the_scheduled_job_extracts_checks_and_loads_the_day_in_one_run(platform
 
     assert result.success
     run_id = result.run_id
-    for key in (["raw", "shop_orders"], ["warehouse", "shop", "orders"]):
+    for key in (["raw", "shop_orders_raw"], ["warehouse", "shop", "orders"]):
         [event] = platform.instance.fetch_materializations(dg.AssetKey(key), limit=1).records
         assert (event.run_id, event.partition_key) == (run_id, day)
-    checks = [e for e in result.get_asset_check_evaluations() if e.asset_key == dg.AssetKey(["raw", "shop_orders"])]
+    checks = [e for e in result.get_asset_check_evaluations() if e.asset_key == dg.AssetKey(["raw", "shop_orders_raw"])]
     assert checks and all(check.passed for check in checks)
     rows = platform.query(defs, "SELECT COUNT(*) FROM orders WHERE _partition = :day", day=day)[0][0]
     assert rows == platform.manifest(defs, "raw/shop_orders", day)["rows"] > 0
@@ -89,5 +89,5 @@ def test_a_source_whose_last_day_is_missing_after_its_deadline_is_not_fresh(plat
     assert run_freshness_checks(platform, defs)[orders] is False
 
     yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
-    platform.materialize(defs, yesterday, selection=["raw/shop_orders", "warehouse/shop/orders"])
+    platform.materialize(defs, yesterday, selection=["raw/shop_orders_raw", "warehouse/shop/orders"])
     assert run_freshness_checks(platform, defs)[orders] is True

@@ -55,9 +55,10 @@ def report(lake: Lake, warehouse: Warehouse, keys: list[str], result: dg.Execute
     print(f"\nRun {result.run_id} succeeded.\n\nLake (Parquet): {lake.display_root}")
     for asset_key in asset_keys:
         if asset_key.path[0] in ("raw", "rejects"):
+            dataset = dataset_name(asset_key, defs.resolve_assets_def(asset_key).metadata_by_key[asset_key])
             for key in keys:
-                manifest = read_manifest(lake, dataset_name(asset_key), key)
-                print(f"  {lake.display(lake.partition_dir(dataset_name(asset_key), key))}/  {manifest['rows']:>6,} rows in {len(manifest['files'])} file(s)")
+                manifest = read_manifest(lake, dataset, key)
+                print(f"  {lake.display(lake.partition_dir(dataset, key))}/  {manifest['rows']:>6,} rows in {len(manifest['files'])} file(s)")
     print("\nChecks (one verdict per day):")
     by_check: dict[tuple[str, str], list[dg.AssetCheckEvaluation]] = {}
     for evaluation in result.get_asset_check_evaluations():
