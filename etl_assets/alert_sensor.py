@@ -30,7 +30,7 @@ def _check_alert(entry: dg.EventLogEntry, run_id: str, run: dg.DagsterRun | None
     evaluation = entry.dagster_event.asset_check_evaluation_data
     asset = evaluation.asset_key.to_user_string()
     reason = evaluation.description or "failed"
-    # Checks judge each day on their own; a check of an unpartitioned asset (freshness) names its run's days.
+    # Source checks judge one day each; a check without partitions (freshness) is named by its run's days.
     partition = evaluation.partition or _partition(run)
     return {
         "text": f"Check {evaluation.check_name} failed on {asset} ({partition or 'unpartitioned'}): {reason}. {webhook.run_link(run_id)}",
