@@ -11,6 +11,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from etl_assets.demo.events_api import DEMO_API_PORT
 from etl_tests.servers import REPO
 
 @pytest.fixture
@@ -48,6 +49,28 @@ def test_demo_command_materializes_the_last_days_and_says_where(workdir, yesterd
         assert conn.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 2 * 200
     # Dagster's own storage under DAGSTER_HOME, which `dagster dev` then shows.
     assert (workdir / ".etl/dagster/storage").is_dir()
+
+
+def test_a_demo_day_over_the_threshold_blocks_only_that_day_of_that_source(workdir, yesterday):
+    """The demo API serves one bad day (its second argument); the demo's run reports it, loads everything else
+    and exits non-zero."""
+    shutil.copy(REPO / "dagster.yaml", workdir / "dagster.yaml")
+    env = {"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(workdir)}
+    api = subprocess.Popen([sys.executable, "-m", "etl_assets.demo.events_api", str(DEMO_API_PORT), yesterday], cwd=workdir, env=env, stdout=subprocess.PIPE)
+    try:
+        api.stdout.readline()  # it prints its address once it listens
+        result = subprocess.run([sys.executable, "-m", "etl_assets.demo", "2"], cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        api.terminate()
+        api.wait()
+
+    assert result.returncode == 1 and "FAILED" in result.stdout
+    assert f"{yesterday} FAILED (ERROR) - reject rate 0.1 above reject_rate_max 0.05 (24 of 240 rows)" in result.stdout
+    day_before = (dt.date.fromisoformat(yesterday) - dt.timedelta(days=1)).isoformat()
+    with sqlite3.connect(workdir / ".etl/warehouse.db") as conn:
+        assert conn.execute("SELECT DISTINCT _partition FROM events").fetchall() == [(day_before,)]
+        assert conn.execute("SELECT COUNT(DISTINCT _partition) FROM orders").fetchone()[0] == 2  # other sources load both days
+        assert conn.execute("SELECT COUNT(DISTINCT _partition) FROM customers").fetchone()[0] == 2
 
 
 SHOP_TABLES = ["raw/shop_orders_raw", "warehouse/shop/orders", "raw/shop_customers_raw", "warehouse/shop/customers"]
