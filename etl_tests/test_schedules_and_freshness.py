@@ -3,6 +3,9 @@
 import datetime as dt
 
 import dagster as dg
+import pytest
+
+from etl_assets.audit_events import run_origin
 
 SOURCES = """
 sources:
@@ -67,6 +70,20 @@ def test_the_scheduled_job_extracts_checks_and_loads_the_day_in_one_run(platform
     assert checks and all(check.passed for check in checks)
     rows = platform.query(defs, "SELECT COUNT(*) FROM orders WHERE _partition = :day", day=day)[0][0]
     assert rows == platform.manifest(defs, "raw/shop_orders", day)["rows"] > 0
+    assert platform.query(defs, "SELECT DISTINCT pipeline_name FROM etl_audit_log") == [("job shop_orders_daily",)]
+
+
+@pytest.mark.parametrize(
+    ("job", "tags", "origin"),
+    [
+        ("shop_orders_daily", {"dagster/schedule_name": "shop_orders_schedule"}, "schedule shop_orders_schedule"),
+        ("__ASSET_JOB", {"dagster/backfill": "abcdefgh"}, "backfill abcdefgh"),
+        ("shop_orders_daily", {"dagster/sensor_name": "shop_orders_landing"}, "sensor shop_orders_landing"),
+        ("__ASSET_JOB", {}, "materialize (ad hoc)"),
+    ],
+)
+def test_the_audit_names_what_launched_a_run(job, tags, origin):
+    assert run_origin(dg.DagsterRun(job_name=job, run_id="r", tags=tags)) == origin
 
 
 def run_freshness_checks(platform, defs: dg.Definitions) -> dict[dg.AssetKey, bool]:
