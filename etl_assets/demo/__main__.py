@@ -70,7 +70,10 @@ def report(lake: Lake, warehouse: Warehouse, keys: list[str], result: dg.Execute
         by_check.setdefault((evaluation.asset_key.to_user_string(), evaluation.check_name), []).append(evaluation)
     for (asset, check), evaluations in sorted(by_check.items()):
         failed = [e for e in evaluations if not e.passed]
-        print(f"  {asset} {check}: passed on {len(evaluations) - len(failed)} of {len(evaluations)} day(s)")
+        if all(e.partition is None for e in evaluations):
+            print(f"  {asset} {check}: {'passed' if not failed else 'FAILED'}")
+        else:
+            print(f"  {asset} {check}: passed on {len(evaluations) - len(failed)} of {len(evaluations)} day(s)")
         for e in sorted(failed, key=lambda e: e.partition or ""):
             print(f"    {e.partition or 'all days'} FAILED ({e.severity.value}){' - ' + e.description if e.description else ''}")
     print(f"\nWarehouse: {warehouse.display_url()}")
