@@ -9,7 +9,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from etl_assets.raw_assets import raw_key
-from etl_assets.source_checks import GATING
+from etl_assets.source_checks import GATING, latest_materialization
 from etl_resources.config import AnySource
 
 
@@ -26,13 +26,13 @@ def gate_refusals(instance: dg.DagsterInstance, source: AnySource, days: list[st
     verdicts_by_run: dict[str, dict[tuple[str, str | None], dg.AssetCheckEvaluation]] = {}
     refusals = {}
     for day in days:
-        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=upstream, asset_partitions=[day]), limit=1).records
-        if not records:
+        record = latest_materialization(instance, upstream, day)
+        if record is None:
             # A lake day no run recorded under this key (written before the key gained its suffix, or by
             # hand) has no verdict to pass; a day missing from the lake fails the load before the gate.
             refusals[day] = f"{upstream.to_user_string()} has no materialization for {day}, so no verdict of its checks"
             continue
-        run_id = records[0].run_id
+        run_id = record.run_id
         if run_id not in verdicts_by_run:
             verdicts_by_run[run_id] = run_verdicts(instance, run_id, upstream)
         reasons = [reason for check in checks if (reason := day_refusal(verdicts_by_run[run_id], check, day, run_id))]

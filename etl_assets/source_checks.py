@@ -43,16 +43,6 @@ class Tally:
         return self.rejected / self.read if self.read else 0.0
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """One check's verdict on one day."""
-
-    passed: bool
-    description: str | None = None
-    metadata: dict[str, object] = field(default_factory=dict)
-    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
-
-
 def check_specs(source: AnySource, asset_key: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
     checks, contract = source.checks, source.contract
 
@@ -91,11 +81,11 @@ def top_reasons(rejects: list[pl.DataFrame], limit: int = 5) -> dict[str, int]:
     return {f"{row['field']}: {row['reason']}": row["len"] for row in counts.to_dicts()}
 
 
-def reject_rate_verdict(source: AnySource, tally: Tally) -> Verdict:
+def reject_rate_verdict(source: AnySource, tally: Tally) -> dg.AssetCheckResult:
     limit = source.checks.reject_rate_max
     passed = tally.rate <= limit
     reasons = top_reasons(tally.rejects)
-    return Verdict(
+    return dg.AssetCheckResult(
         passed=passed,
         description=(
             f"reject rate {tally.rate:.4g} within reject_rate_max {limit:g}"
@@ -113,9 +103,9 @@ def reject_rate_verdict(source: AnySource, tally: Tally) -> Verdict:
     )
 
 
-def row_count_verdict(source: AnySource, rows: int) -> Verdict:
+def row_count_verdict(source: AnySource, rows: int) -> dg.AssetCheckResult:
     minimum = source.checks.min_rows
-    return Verdict(
+    return dg.AssetCheckResult(
         passed=rows >= minimum,
         severity=SEVERITY[source.checks.min_rows_severity],
         description=f"{rows:,} row(s)" + (f", fewer than min_rows {minimum}" if rows < minimum else ""),
@@ -123,7 +113,7 @@ def row_count_verdict(source: AnySource, rows: int) -> Verdict:
     )
 
 
-def keys_verdict(source: AnySource, lake: Lake, dataset: str, day: str) -> Verdict:
+def keys_verdict(source: AnySource, lake: Lake, dataset: str, day: str) -> dg.AssetCheckResult:
     columns = source.contract.keys
     stats = (
         scan_partition(lake, dataset, day)
@@ -135,18 +125,18 @@ def keys_verdict(source: AnySource, lake: Lake, dataset: str, day: str) -> Verdi
         .row(0, named=True)
     )
     bad = bool(stats["null_keys"] or stats["duplicate_keys"])
-    return Verdict(
+    return dg.AssetCheckResult(
         passed=not bad,
         description=f"{stats['null_keys']:,} null and {stats['duplicate_keys']:,} duplicate key(s)" if bad else None,
         metadata={"key": ", ".join(columns), "null_keys": stats["null_keys"], "duplicate_keys": stats["duplicate_keys"]},
     )
 
 
-def schema_verdict(lake: Lake, dataset: str, day: str) -> Verdict:
+def schema_verdict(lake: Lake, dataset: str, day: str, current: dict) -> dg.AssetCheckResult:
     previous_key = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
-    previous, current = read_manifest(lake, dataset, previous_key), read_manifest(lake, dataset, day)
+    previous = read_manifest(lake, dataset, previous_key)
     if previous is None or "schema" not in previous:
-        return Verdict(passed=True, severity=dg.AssetCheckSeverity.WARN, description="no earlier day to compare with", metadata={"compared_with": "none"})
+        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, description="no earlier day to compare with", metadata={"compared_with": "none"})
     before, after = previous["schema"], current["schema"]
     diff = {
         "added": {c: t for c, t in after.items() if c not in before},
@@ -154,7 +144,7 @@ def schema_verdict(lake: Lake, dataset: str, day: str) -> Verdict:
         "changed": {c: f"{before[c]} -> {t}" for c, t in after.items() if c in before and before[c] != t},
     }
     diff = {part: value for part, value in diff.items() if value}
-    return Verdict(
+    return dg.AssetCheckResult(
         passed=not diff,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"schema differs from {previous_key}'s" if diff else None,
@@ -162,50 +152,47 @@ def schema_verdict(lake: Lake, dataset: str, day: str) -> Verdict:
     )
 
 
-def day_verdicts(source: AnySource, lake: Lake, dataset: str, day: str, tally: Tally) -> dict[str, Verdict]:
-    """Every check's verdict on one day whose raw partition has just been written."""
-    verdicts = {ROW_COUNT: row_count_verdict(source, read_manifest(lake, dataset, day)["rows"])}
-    if source.contract is not None:
+def day_verdicts(source: AnySource, lake: Lake, dataset: str, day: str, tally: Tally, selected: set[str]) -> dict[str, dg.AssetCheckResult]:
+    """The selected checks' verdicts on one day whose raw partition has just been written."""
+    manifest = read_manifest(lake, dataset, day)
+    verdicts = {}
+    if ROW_COUNT in selected:
+        verdicts[ROW_COUNT] = row_count_verdict(source, manifest["rows"])
+    if REJECT_RATE in selected:
         verdicts[REJECT_RATE] = reject_rate_verdict(source, tally)
-        if source.contract.keys:
-            verdicts[KEYS] = keys_verdict(source, lake, dataset, day)
-    if source.checks.schema_change:
-        verdicts[SCHEMA] = schema_verdict(lake, dataset, day)
+    if KEYS in selected:
+        verdicts[KEYS] = keys_verdict(source, lake, dataset, day)
+    if SCHEMA in selected:
+        verdicts[SCHEMA] = schema_verdict(lake, dataset, day, manifest)
     return verdicts
 
 
-def materialization_targets(instance: dg.DagsterInstance, asset_key: dg.AssetKey, days: list[str]) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
-    """Each day's latest materialization, which its verdicts judge: without it the UI's per-partition check
-    status counts the verdict as not yet run for the day's current data."""
-    targets = {}
-    for day in days:
-        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[day]), limit=1).records
-        if records:
-            targets[day] = AssetCheckEvaluationTargetMaterializationData(
-                storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp
-            )
-    return targets
+def latest_materialization(instance: dg.DagsterInstance, asset_key: dg.AssetKey, day: str) -> dg.EventLogRecord | None:
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[day]), limit=1).records
+    return records[0] if records else None
 
 
 def check_evaluations(
     source: AnySource, instance: dg.DagsterInstance, asset_key: dg.AssetKey, lake: Lake, dataset: str, tallies: dict[str, Tally], selected: set[str]
 ) -> list[dg.AssetCheckEvaluation]:
-    """One evaluation per selected check and day, oldest day first, each tied to the materialization it judged."""
-    if not selected:
-        return []
-    targets = materialization_targets(instance, asset_key, sorted(tallies))
-    return [
-        dg.AssetCheckEvaluation(
-            asset_key=asset_key,
-            check_name=name,
-            passed=verdict.passed,
-            partition=day,
-            severity=verdict.severity,
-            description=verdict.description,
-            metadata=verdict.metadata,
-            target_materialization_data=targets.get(day),
-        )
-        for day in sorted(tallies)
-        for name, verdict in day_verdicts(source, lake, dataset, day, tallies[day]).items()
-        if name in selected
-    ]
+    """One evaluation per selected check and day, oldest day first, each tied to the materialization it
+    judged: without that, the UI's per-partition check status counts the day as not yet checked."""
+    evaluations = []
+    for day in sorted(tallies) if selected else []:
+        target = latest_materialization(instance, asset_key, day)
+        for name, verdict in day_verdicts(source, lake, dataset, day, tallies[day], selected).items():
+            evaluations.append(
+                dg.AssetCheckEvaluation(
+                    asset_key=asset_key,
+                    check_name=name,
+                    passed=verdict.passed,
+                    partition=day,
+                    severity=verdict.severity,
+                    description=verdict.description,
+                    metadata=verdict.metadata,
+                    target_materialization_data=None if target is None else AssetCheckEvaluationTargetMaterializationData(
+                        storage_id=target.storage_id, run_id=target.run_id, timestamp=target.timestamp
+                    ),
+                )
+            )
+    return evaluations

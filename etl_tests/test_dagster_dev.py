@@ -48,7 +48,11 @@ query($path: [String!]!) {
     ... on AssetNode {
       assetChecksOrError {
         ... on AssetChecks {
-          checks { name executionForLatestMaterialization { status evaluation { success partition metadataEntries { label } } } }
+          checks {
+            name
+            executionForLatestMaterialization { status evaluation { success partition metadataEntries { label } } }
+            partitionStatuses { ... on AssetCheckTimePartitionStatuses { ranges { status startKey endKey } } }
+          }
         }
       }
     }

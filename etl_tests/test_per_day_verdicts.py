@@ -13,7 +13,7 @@ from dagster._core.events import DagsterEventType
 
 from etl_tests.api_server import ApiServer, ApiState, invalid_events
 from etl_tests.servers import dagster_dev_server
-from etl_tests.test_dagster_dev import RUNS_OF_BACKFILL, backfill, graphql
+from etl_tests.test_dagster_dev import ASSET, CHECKS, RUNS_OF_BACKFILL, backfill, graphql
 from etl_tests.test_quality_gate import events_yaml as quality_gate_yaml
 
 DAYS = ["2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13", "2026-11-14"]
@@ -185,22 +185,6 @@ query($path: [String!]!, $check: String!) {
     runId status evaluation { partition success description }
   }
 }"""
-CHECK_PARTITIONS = """
-query($path: [String!]!) {
-  assetNodeOrError(assetKey: {path: $path}) {
-    ... on AssetNode {
-      assetChecksOrError {
-        ... on AssetChecks { checks { name partitionStatuses { ... on AssetCheckTimePartitionStatuses { ranges { status startKey endKey } } } } }
-      }
-    }
-  }
-}"""
-PARTITIONS = """
-query($path: [String!]!) {
-  assetNodeOrError(assetKey: {path: $path}) {
-    ... on AssetNode { assetPartitionStatuses { ... on TimePartitionStatuses { ranges { status startKey endKey } } } }
-  }
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -231,12 +215,12 @@ def test_a_chunked_backfill_from_graphql_blocks_only_the_bad_day(chunked_dagster
     executions = graphql(server, CHECK_EXECUTIONS, path=paths[0], check="reject_rate")["assetCheckExecutions"]
     by_day = {e["evaluation"]["partition"]: (e["status"], e["evaluation"]["success"]) for e in executions}
     assert len(executions) == 5 and by_day == {day: ("SUCCEEDED", True) if day != BAD else ("FAILED", False) for day in DAYS}
-    checks = graphql(server, CHECK_PARTITIONS, path=paths[0])["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    checks = graphql(server, CHECKS, path=paths[0])["assetNodeOrError"]["assetChecksOrError"]["checks"]
     reject_rate = next(check for check in checks if check["name"] == "reject_rate")["partitionStatuses"]["ranges"]
     assert {(r["status"], r["startKey"], r["endKey"]) for r in reject_rate} == {
         ("SUCCEEDED", DAYS[0], DAYS[1]), ("FAILED", BAD, BAD), ("SUCCEEDED", DAYS[3], DAYS[4]),
     }  # what the check's Partitions tab draws
-    ranges = graphql(server, PARTITIONS, path=paths[1])["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
+    ranges = graphql(server, ASSET, path=paths[1])["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
     assert {(r["status"], r["startKey"], r["endKey"]) for r in ranges} == {
         ("MATERIALIZED", DAYS[0], DAYS[1]), ("FAILED", BAD, BAD), ("MATERIALIZED", DAYS[3], DAYS[4]),
     }
