@@ -18,8 +18,9 @@ def run_origin(run: dg.DagsterRun) -> str:
     for tag, word in (("dagster/backfill", "backfill"), ("dagster/schedule_name", "schedule"), ("dagster/sensor_name", "sensor")):
         if tag in tags:
             return f"{word} {tags[tag]}"
-    # Dagster names the job of an ad hoc selection __ASSET_JOB (or __ASSET_JOB_<n>).
-    return "materialize (ad hoc)" if run.job_name.startswith("__ASSET_JOB") else f"job {run.job_name}"
+    # Jobs Dagster makes itself for an ad hoc selection start with "__": __ASSET_JOB in the UI,
+    # __ephemeral_asset_job__ for dg.materialize.
+    return "materialize (ad hoc)" if run.job_name.startswith("__") else f"job {run.job_name}"
 
 
 def record_audit(

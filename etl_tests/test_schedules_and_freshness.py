@@ -80,6 +80,7 @@ def test_the_scheduled_job_extracts_checks_and_loads_the_day_in_one_run(platform
         ("__ASSET_JOB", {"dagster/backfill": "abcdefgh"}, "backfill abcdefgh"),
         ("shop_orders_daily", {"dagster/sensor_name": "shop_orders_landing"}, "sensor shop_orders_landing"),
         ("__ASSET_JOB", {}, "materialize (ad hoc)"),
+        ("__ephemeral_asset_job__", {}, "materialize (ad hoc)"),
     ],
 )
 def test_the_audit_names_what_launched_a_run(job, tags, origin):
