@@ -37,23 +37,23 @@ def numeric_dtype(typmod: int) -> pl.DataType:
     return pl.Decimal(precision, scale) if precision <= MAX_DECIMAL_PRECISION else pl.String()
 
 
-def text_casts(schema: pa.Schema) -> tuple[dict[str, str], dict[str, pl.DataType]]:
+def text_casts(schema: pa.Schema) -> tuple[dict[str, str], dict[str, pl.Decimal]]:
     """For the columns the driver would not decode exactly: the cast that has the server render them as text
-    (its canonical text form: json as written, uuid with hyphens, inet, interval, timetz, bit…), and the lake type
-    each becomes (Decimal or String for numeric, String for the rest)."""
+    (its canonical text form: json as written, uuid with hyphens, inet, interval, timetz, bit…), and the Decimal
+    type of each numeric column declared to fit one (the other numerics stay exact text)."""
     casts: dict[str, str] = {}
-    dtypes: dict[str, pl.DataType] = {}
+    decimals: dict[str, pl.Decimal] = {}
     for field in schema:
         if _exact_in_arrow(field.type) and _pg_type(field) != "money":
             continue
         if _pg_type(field) == "numeric":
-            dtypes[field.name] = numeric_dtype(int((field.metadata or {}).get(b"POSTGRESQL:typmod", b"-1")))
+            dtype = numeric_dtype(int((field.metadata or {}).get(b"POSTGRESQL:typmod", b"-1")))
+            if isinstance(dtype, pl.Decimal):
+                decimals[field.name] = dtype
             casts[field.name] = "text"
         elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
-            dtypes[field.name] = pl.List(pl.String())
             casts[field.name] = "text[]"
         else:
-            dtypes[field.name] = pl.String()
             # money's own text carries the locale's currency sign; its numeric value does not.
             casts[field.name] = "numeric::text" if _pg_type(field) == "money" else "text"
-    return casts, dtypes
+    return casts, decimals

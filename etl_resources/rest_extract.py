@@ -1,7 +1,6 @@
 """Extract a paginated JSON API through httpx as a stream of polars frames, one per page."""
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import random
@@ -316,15 +315,15 @@ class Walk:
         self.records = 0
         self.cursors: set[str] = set()
         self.next_urls: set[str] = set()
-        self.last_page: bytes | None = None
+        self.last_page: list[Any] | None = None
 
     def add(self, url: httpx.URL, records: list[Any]) -> None:
         self.pages += 1
         self.records += len(records)
-        fingerprint = hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).digest() if records else None
-        if fingerprint is not None and fingerprint == self.last_page:
+        # Compared as parsed, not serialised again: list equality stops at the first record that differs.
+        if records and records == self.last_page:
             self.stop(url, f"page {self.pages} holds the same records as page {self.pages - 1}", "the API seems to ignore the paging parameters; check `pagination`")
-        self.last_page = fingerprint
+        self.last_page = records
 
     def next_page(self, url: httpx.URL, cursor: str | None = None, next_url: str | None = None) -> None:
         """Called before asking for another page, with the cursor or next URL it will be asked with."""

@@ -202,15 +202,15 @@ def _adbc_frames(source: SqlSource, url: sa.URL, sql: str, preparer: sa.sql.comp
         with connect_adbc(url) as conn, conn.cursor() as cursor:
             cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(ADBC_BATCH_BYTES)})
             schema = cursor.adbc_execute_schema(sql)
-            casts, dtypes = text_casts(schema)
+            casts, decimals = text_casts(schema)
             cursor.execute(_with_casts(sql, schema.names, casts, preparer))
             reader = cursor.fetch_record_batch()
             yielded = False
             for batch in reader:
                 yielded = True
-                yield _typed_arrow(source, batch, dtypes)
+                yield _typed_arrow(source, batch, decimals)
             if not yielded:
-                yield _typed_arrow(source, reader.schema.empty_table(), dtypes)
+                yield _typed_arrow(source, reader.schema.empty_table(), decimals)
     except (adbc_driver_manager.Error, OSError) as err:
         # Arrow's reader reports a stream that broke mid-way (a dropped connection) as an OSError.
         raise SourceUnavailableError(
@@ -227,13 +227,13 @@ def _with_casts(sql: str, names: list[str], casts: dict[str, str], preparer: sa.
     return f"SELECT {columns} FROM ({sql}) AS src"
 
 
-def _typed_arrow(source: SqlSource, batch, dtypes: dict[str, pl.DataType]) -> pl.DataFrame:
+def _typed_arrow(source: SqlSource, batch, decimals: dict[str, pl.Decimal]) -> pl.DataFrame:
     """Arrow to polars; numeric columns arrive as the server's text and become Decimal where declared to fit."""
     columns = []
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         series = pl.from_arrow(column).alias(name)
-        target = dtypes.get(name)
-        if isinstance(target, pl.Decimal) and series.dtype == pl.String:
+        target = decimals.get(name)
+        if target is not None and series.dtype == pl.String:
             try:
                 series = series.cast(target)
             except pl.exceptions.InvalidOperationError:
