@@ -233,10 +233,11 @@ def _remove_earlier_staging(lake: Lake, day_staging: str, write_id: str, log: lo
     for path in leftovers:
         _clean_up(lake, path, log)
     try:
-        if not lake.fs.ls(day_staging, detail=False):
-            lake.fs.rm(day_staging, recursive=True)
+        # rmdir removes only an empty folder, in one step: a list-then-delete would take along the parts of a
+        # write of the same day that staged between the two. Object stores have no empty folders to remove.
+        lake.fs.rmdir(day_staging)
     except OSError:
-        pass  # gone already, or not a folder on this store: nothing is left to read either way
+        pass  # not empty (another write of the day), or gone already
 
 
 def _remove_stale(fs: fsspec.AbstractFileSystem, partition_dir: str, keep: set[str]) -> None:
