@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
+from etl_resources.mssql_offset import UtcOffset
+
 AUDIT_TABLE = "etl_audit_log"
 
 metadata = sa.MetaData()
@@ -24,8 +26,8 @@ audit_log = sa.Table(
     sa.Column("rows_loaded", sa.BigInteger()),
     sa.Column("parquet_files", sa.Integer()),
     sa.Column("error_message", sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")),
-    sa.Column("started_at", sa.DateTime(timezone=True).with_variant(mssql.DATETIMEOFFSET(), "mssql"), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True).with_variant(mssql.DATETIMEOFFSET(), "mssql")),
+    sa.Column("started_at", UtcOffset(), nullable=False),
+    sa.Column("finished_at", UtcOffset()),
 )
 
 

@@ -40,6 +40,26 @@ def sql_type(dtype: pl.DataType) -> sa.types.TypeEngine:
     return sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")
 
 
+# SQL Server's limit for a nonclustered index key; NVARCHAR(max) cannot be a key at all. 450 characters
+# (900 bytes) also fits the clustered limit, should a DBA make the keys the primary key.
+MSSQL_INDEX_KEY_BYTES = 1700
+MSSQL_KEY_CHARACTERS = 450
+MSSQL_FIXED_KEY_BYTES = 17  # the widest fixed-size key type, NUMERIC(38)
+
+
+def key_sql_type(dtype: pl.DataType, key_dtypes: list[pl.DataType]) -> sa.types.TypeEngine:
+    """A merge key's type: `sql_type`, except that text and bytes get a length on SQL Server, split so that
+    all keys together fit one index key."""
+    base = sql_type(dtype)
+    bounded = [d for d in key_dtypes if isinstance(sql_type(d), (sa.UnicodeText, sa.LargeBinary))]
+    if dtype not in bounded:
+        return base
+    room = MSSQL_INDEX_KEY_BYTES - MSSQL_FIXED_KEY_BYTES * (len(key_dtypes) - len(bounded))
+    characters = max(1, min(MSSQL_KEY_CHARACTERS, room // (2 * len(bounded))))
+    variant = mssql.VARBINARY(2 * characters) if isinstance(base, sa.LargeBinary) else mssql.NVARCHAR(characters)
+    return (sa.LargeBinary() if isinstance(base, sa.LargeBinary) else sa.UnicodeText()).with_variant(variant, "mssql")
+
+
 MYSQL_INTEGERS = {"TINYINT": (pl.Int8, pl.UInt8), "SMALLINT": (pl.Int16, pl.UInt16), "MEDIUMINT": (pl.Int32, pl.UInt32),
                   "INTEGER": (pl.Int32, pl.UInt32), "INT": (pl.Int32, pl.UInt32), "BIGINT": (pl.Int64, pl.UInt64)}
 

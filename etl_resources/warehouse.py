@@ -3,7 +3,7 @@
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +12,9 @@ import polars as pl
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
-from etl_resources import pg_copy, warehouse_names
+from etl_resources import mssql_load, pg_copy, warehouse_names
 from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
 from etl_resources.engines import create_engine, literal_dialect
-from etl_resources.mssql_load import FAST_EXECUTEMANY_ROWS, uses_fast_executemany
 from etl_resources.partition_swap import Lineage, PartitionSwap, files_pattern
 from etl_resources.prefetch import ReadAhead
 from etl_resources.progress import Progress
@@ -111,14 +110,16 @@ def replace_partition(
     frame = _nested_as_json(frame)
     progress = Progress(log, f"{table_name} {partition_key}")
     files: set[str] = set()
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "mssql":
+        table, added = mssql_load.load_day(engine, schema, table_name, partition_key, frame, "replace_partition", (), _recounted(progress, files), log)
+    elif engine.dialect.name == "postgresql":
         table, added = _replace_postgres(engine, schema, table_name, partition_key, frame, loaded_at, progress, files)
     else:
         frame = _with_lineage(frame, loaded_at, partition_key)
         with engine.begin() as conn:
             table, added = ensure_table(conn, schema, table_name, frame.collect_schema())
             conn.execute(table.delete().where(table.c["_partition"] == partition_key))
-            insert_batches(conn, table, _insert_batches_of(conn, frame, progress, files))
+            insert_batches(conn, table, _counted(frame, INSERT_CHUNK_ROWS, progress, files))
     if log:
         log.info(f"{table.fullname} {partition_key}: loaded {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
@@ -138,38 +139,62 @@ def load_partition(
     if write_mode == "replace_partition":
         return replace_partition(engine, schema, table_name, partition_key, frame, log)
     _check_own_columns(engine, table_name, frame)
-    frame = _with_lineage(_nested_as_json(frame), dt.datetime.now(dt.UTC), partition_key)
-    columns = frame.collect_schema().names()
-    missing = [key for key in keys if key not in columns]
+    frame = _nested_as_json(frame)
+    missing = [key for key in keys if key not in frame.collect_schema().names()]
     if missing:
         raise WriteModeError(f"{table_name} {partition_key}: merge keys {missing} are not columns of the source (fix: `target.keys` must name source columns)")
     progress = Progress(log, f"{table_name} {partition_key}")
     files: set[str] = set()
-    with engine.begin() as conn:
-        table, added = ensure_table(conn, schema, table_name, frame.collect_schema(), partitioned=False, unique_keys=tuple(keys))
-        batches = _insert_batches_of(conn, frame, progress, files)
-        if write_mode == "append":
-            prepare_append(conn, table, partition_key)
-            insert_batches(conn, table, batches)
-        else:
-            ensure_keys_index(conn, table, tuple(keys))
-            stage = stage_table(conn, table, columns)
-            insert_batches(conn, stage, numbered(batches))
-            conn.execute(upsert_statement(conn.dialect, table, stage, tuple(keys)))
-            stage.drop(conn)
+    if engine.dialect.name == "mssql":
+        table, added = mssql_load.load_day(engine, schema, table_name, partition_key, frame, write_mode, tuple(keys), _recounted(progress, files), log)
+    else:
+        table, added = _load_by_mode(engine, schema, table_name, partition_key, _with_lineage(frame, dt.datetime.now(dt.UTC), partition_key), write_mode, tuple(keys), progress, files)
     if log:
         log.info(f"{table.fullname} {partition_key}: {write_mode} {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
 
 
+def _load_by_mode(
+    engine: sa.Engine,
+    schema: str | None,
+    table_name: str,
+    partition_key: str,
+    frame: pl.LazyFrame,
+    write_mode: str,
+    keys: tuple[str, ...],
+    progress: Progress,
+    files: set[str],
+) -> tuple[sa.Table, list[str]]:
+    """append and merge through SQLAlchemy, in one transaction."""
+    with engine.begin() as conn:
+        table, added = ensure_table(conn, schema, table_name, frame.collect_schema(), partitioned=False, unique_keys=keys)
+        batches = _counted(frame, INSERT_CHUNK_ROWS, progress, files)
+        if write_mode == "append":
+            prepare_append(conn, table, partition_key)
+            insert_batches(conn, table, batches)
+        else:
+            ensure_keys_index(conn, table, keys)
+            stage = stage_table(conn, table, frame.collect_schema().names())
+            insert_batches(conn, stage, numbered(batches, table, partition_key, keys))
+            conn.execute(upsert_statement(conn.dialect, table, stage, keys))
+            stage.drop(conn)
+    return table, added
+
+
+def _recounted(progress: Progress, files: set[str]) -> Callable[[pl.LazyFrame, int], Iterator[pl.DataFrame]]:
+    """The frame's batches, counted from zero each time: a load that starts over (bulk copy refused) counts once."""
+
+    def batches(frame: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
+        progress.rows = 0
+        files.clear()
+        return _counted(frame, rows, progress, files)
+
+    return batches
+
+
 def _check_own_columns(engine: sa.Engine, table_name: str, frame: pl.LazyFrame) -> None:
     """A source column named like the lineage or the merge's row number would be overwritten by it."""
     warehouse_names.check_columns(engine.dialect.name, table_name, frame.collect_schema().names(), reserved=(*OWN_COLUMNS, ROW_NUMBER))
-
-
-def _insert_batches_of(conn: sa.Connection, frame: pl.LazyFrame, progress: Progress, files: set[str]) -> Iterator[pl.DataFrame]:
-    """Batches sized for the driver's insert path: one ODBC parameter array each on Azure SQL, else an executemany."""
-    return _counted(frame, FAST_EXECUTEMANY_ROWS if uses_fast_executemany(conn.dialect) else INSERT_CHUNK_ROWS, progress, files)
 
 
 def _with_lineage(frame: pl.LazyFrame, loaded_at: dt.datetime, partition_key: str) -> pl.LazyFrame:

@@ -20,6 +20,8 @@ HASH_LENGTH = 8
 DAY_DIGITS = 8
 LOAD_SUFFIX = "_load"
 MERGE_SUFFIX = "__merge"
+STAGE_INFIX = "__stage_"
+STAGE_ID_DIGITS = 12
 ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -43,7 +45,8 @@ class Naming:
     # Whether a merge's temporary staging table can be taken for (and dropped as) a permanent table of that name.
     stage_shadows_tables: bool = True
     day_tables: bool = False
-    temp_table_limit: int | None = None
+    # Loads fill a real table `<table>__stage_<id>` beside the target (SQL Server), so a bulk copy's own connection can see it.
+    load_stages: bool = False
 
     def length(self, name: str) -> int:
         return len(name.encode()) if self.limit_in_bytes else len(name)
@@ -79,7 +82,7 @@ class Naming:
 NAMINGS = {
     "postgresql": Naming("postgresql", limit=63, limit_in_bytes=True, default_schema="public", day_tables=True),
     "mssql": Naming(
-        "mssql", limit=128, folds_case="unicode", default_schema="dbo", shared_index_names=False, stage_shadows_tables=False, temp_table_limit=116
+        "mssql", limit=128, folds_case="unicode", default_schema="dbo", shared_index_names=False, stage_shadows_tables=False, load_stages=True
     ),
     "sqlite": Naming("sqlite", folds_case="ascii", has_schemas=False),
 }
@@ -113,10 +116,22 @@ def keys_index(dialect: str, table: str) -> str:
 
 
 def merge_stage(dialect: str, table: str) -> str:
-    rules = naming(dialect)
-    if dialect == "mssql":
-        return rules.fitted("#", table, MERGE_SUFFIX, rules.temp_table_limit)
-    return rules.fitted("", table, MERGE_SUFFIX)
+    return naming(dialect).fitted("", table, MERGE_SUFFIX)
+
+
+def load_stage_prefix(dialect: str, table: str) -> str:
+    """`orders__stage_`: what every load stage of `table` starts with, cut and hashed like the other names when long."""
+    return naming(dialect).fitted("", table, STAGE_INFIX + "0" * STAGE_ID_DIGITS)[:-STAGE_ID_DIGITS]
+
+
+def load_stage(dialect: str, table: str, load_id: str) -> str:
+    return load_stage_prefix(dialect, table) + load_id
+
+
+def is_load_stage(dialect: str, table: str, name: str) -> bool:
+    """Whether `name` is a stage a load of `table` makes (its prefix, then exactly the id's hex digits)."""
+    prefix = load_stage_prefix(dialect, table)
+    return name.startswith(prefix) and re.fullmatch(f"[0-9a-f]{{{STAGE_ID_DIGITS}}}", name[len(prefix) :]) is not None
 
 
 def sql_text(statement: str) -> sa.TextClause:
@@ -132,17 +147,21 @@ class Generated:
     prefix: str
     suffix: str = ""
     day: bool = False
+    load_id: bool = False
 
     def matches(self, rules: Naming, name: str) -> bool:
         name, prefix, suffix = rules.fold(name), rules.fold(self.prefix), rules.fold(self.suffix)
-        if not self.day:
+        if not (self.day or self.load_id):
             return name == prefix + suffix
         middle = name[len(prefix) : len(name) - len(suffix)] if name.startswith(prefix) and name.endswith(suffix) else ""
+        if self.load_id:
+            return re.fullmatch(f"[0-9a-f]{{{STAGE_ID_DIGITS}}}", middle) is not None
         return len(middle) == DAY_DIGITS and middle.isdigit()
 
     @property
     def shown(self) -> str:
-        return f"{self.prefix}{'YYYYMMDD' if self.day else ''}{self.suffix}"
+        middle = "YYYYMMDD" if self.day else "X" * STAGE_ID_DIGITS if self.load_id else ""
+        return f"{self.prefix}{middle}{self.suffix}"
 
 
 def generated(dialect: str, table: str, write_mode: str) -> list[Generated]:
@@ -159,6 +178,8 @@ def generated(dialect: str, table: str, write_mode: str) -> list[Generated]:
             names.append(Generated("keys index", keys_index(dialect, table)))
         if rules.stage_shadows_tables:
             names.append(Generated("merge staging table", merge_stage(dialect, table)))
+    if rules.load_stages:
+        names.append(Generated("load staging table", load_stage_prefix(dialect, table), load_id=True))
     return names
 
 
@@ -189,7 +210,7 @@ def too_long(dialect: str, schema: str | None, table: str, write_mode: str) -> l
         return []
     names = [("schema", schema)] if schema and rules.has_schemas else []
     names.append(("table", table))
-    names += [(g.what, g.shown.replace("YYYYMMDD", "0" * DAY_DIGITS)) for g in generated(dialect, table, write_mode)]
+    names += [(g.what, g.shown.replace("YYYYMMDD", "0" * DAY_DIGITS).replace("X" * STAGE_ID_DIGITS, "0" * STAGE_ID_DIGITS)) for g in generated(dialect, table, write_mode)]
     return [f"{what} {name!r} is {rules.length(name)} {rules.unit}" for what, name in names if not rules.fits(name)]
 
 

@@ -4,7 +4,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from etl_resources import warehouse_names
-from etl_resources.type_mapping import check_column_types, sql_type
+from etl_resources.type_mapping import check_column_types, key_sql_type, sql_type
 
 LINEAGE_COLUMNS = ("_loaded_at", "_source_file", "_partition")
 
@@ -60,7 +60,12 @@ def table_plan(
         ddl.append(sa.schema.CreateSchema(schema))
     if not inspector.has_table(name, schema=schema):
         warehouse_names.check_columns(conn.dialect.name, name, [*data_columns, *LINEAGE_COLUMNS])
-        columns = [sa.Column(col, sql_type(dtype)) for col, dtype in frame_schema.items() if col not in LINEAGE_COLUMNS]
+        key_dtypes = [frame_schema[key] for key in unique_keys if key in frame_schema]
+        columns = [
+            sa.Column(col, key_sql_type(dtype, key_dtypes) if col in unique_keys else sql_type(dtype))
+            for col, dtype in frame_schema.items()
+            if col not in LINEAGE_COLUMNS
+        ]
         if conn.dialect.name == "postgresql" and partitioned:
             table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema, postgresql_partition_by="LIST (_partition)")
             return [*ddl, sa.schema.CreateTable(table)], table, []

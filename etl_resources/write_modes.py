@@ -3,9 +3,10 @@
 append: the day's rows are added; nothing is removed, so loading a day again adds its rows again.
 merge: the day's rows are upserted on the target's `keys`: a row whose keys exist replaces that row (its
 lineage included, so `_partition` says which day wrote it last), any other is inserted, and rows the day
-does not mention stay. Within one day the last row of a key wins. The rows go into a staging table first,
-then one `INSERT … ON CONFLICT DO UPDATE` (PostgreSQL, SQLite) or `MERGE` (Azure SQL) moves them, all in
-the load's one transaction.
+does not mention stay. Within one day the last row of a key wins, and a row without a value for a key is
+refused: no warehouse can match it, so each load would add it again. The rows go into a staging table first,
+then one `INSERT … ON CONFLICT DO UPDATE` moves them, all in the load's one transaction. Azure SQL does the
+same with statements of its own (mssql_load.py).
 """
 
 from collections.abc import Iterable
@@ -15,8 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from etl_resources import warehouse_names
-from etl_resources.mssql_load import fast_insert, uses_fast_executemany
-from etl_resources.type_mapping import check_floats, sqlite_exact
+from etl_resources.type_mapping import sqlite_exact
 from etl_resources.partition_swap import partition_table_name
 from etl_resources.warehouse_schema import is_partitioned, keys_index
 
@@ -28,9 +28,6 @@ class WriteModeError(ValueError):
 
 
 def insert_batches(conn: sa.Connection, table: sa.Table, batches: Iterable[pl.DataFrame]) -> None:
-    if uses_fast_executemany(conn.dialect):
-        fast_insert(conn, table, _floats_checked(table, batches, conn.dialect.name))
-        return
     for batch in batches:
         target = table
         if conn.dialect.name == "sqlite":
@@ -38,10 +35,20 @@ def insert_batches(conn: sa.Connection, table: sa.Table, batches: Iterable[pl.Da
         conn.execute(target.insert(), batch.to_dicts())
 
 
-def _floats_checked(table: sa.Table, batches: Iterable[pl.DataFrame], dialect: str) -> Iterable[pl.DataFrame]:
-    for batch in batches:
-        check_floats(table, batch, dialect)
-        yield batch
+def check_keys_present(table: sa.Table, partition_key: str, batch: pl.DataFrame, keys: tuple[str, ...]) -> None:
+    """A merge row with a NULL key matches no row, so every load of its day would add it once more (SQL Server's
+    unique index would refuse the second); fail naming the key instead."""
+    if not keys:
+        return
+    missing = batch.select(pl.col(key).is_null().sum() for key in keys).row(0)
+    bad = [(key, count) for key, count in zip(keys, missing, strict=True) if count]
+    if bad:
+        key, count = bad[0]
+        raise WriteModeError(
+            f"{table.fullname} {partition_key}: merge key '{key}' is NULL in {count} row(s) of a batch, and a row without its key cannot be "
+            "merged (fix: give those rows a key in the source, filter them out in its query, or declare the key `required` in the contract "
+            "so they go to the rejects)"
+        )
 
 
 def prepare_append(conn: sa.Connection, table: sa.Table, partition_key: str) -> None:
@@ -60,29 +67,60 @@ def ensure_keys_index(conn: sa.Connection, table: sa.Table, keys: tuple[str, ...
             f"{table.fullname} is partitioned by day (made for write_mode replace_partition), so keys cannot be unique "
             "across days (fix: load into a new target table, or drop this one and let the merge create it)"
         )
-    inspector = sa.inspect(conn)
-    indexed = [index["column_names"] for index in inspector.get_indexes(table.name, schema=table.schema) if index["unique"]]
-    indexed += [constraint["column_names"] for constraint in inspector.get_unique_constraints(table.name, schema=table.schema)]
-    indexed.append(inspector.get_pk_constraint(table.name, schema=table.schema).get("constrained_columns") or [])
-    if not any(sorted(columns) == sorted(keys) for columns in indexed):
+    if not any(sorted(columns) == sorted(keys) for columns in unique_column_sets(conn, table)):
+        check_indexable(conn.dialect, table, keys)
         conn.execute(sa.schema.CreateIndex(keys_index(table, keys, conn.dialect.name)))
+
+
+def unique_column_sets(conn: sa.Connection, table: sa.Table) -> list[list[str]]:
+    """The column sets a unique index, unique constraint or primary key holds unique over the whole table.
+
+    SQLAlchemy's mssql dialect does not reflect unique constraints (NotImplementedError); SQL Server keeps each
+    as a unique index, which `get_indexes` lists. A filtered index (`WHERE …`) is unique over some rows only."""
+    inspector = sa.inspect(conn)
+    sets = [
+        index["column_names"]
+        for index in inspector.get_indexes(table.name, schema=table.schema)
+        if index["unique"] and not any(key.endswith("_where") and value is not None for key, value in index.get("dialect_options", {}).items())
+    ]
+    try:
+        sets += [constraint["column_names"] for constraint in inspector.get_unique_constraints(table.name, schema=table.schema)]
+    except NotImplementedError:
+        pass
+    sets.append(inspector.get_pk_constraint(table.name, schema=table.schema).get("constrained_columns") or [])
+    return sets
+
+
+def check_indexable(dialect: sa.Dialect, table: sa.Table, keys: tuple[str, ...]) -> None:
+    """SQL Server cannot index an NVARCHAR(max) or VARBINARY(max) column, as tables made for another write mode have."""
+    if dialect.name != "mssql":
+        return
+    unbounded = [key for key in keys if isinstance(table.c[key].type, (sa.String, sa.LargeBinary)) and getattr(table.c[key].type, "length", None) is None]
+    if unbounded:
+        key = unbounded[0]
+        kind = "VARBINARY(900)" if isinstance(table.c[key].type, sa.LargeBinary) else "NVARCHAR(450)"
+        raise WriteModeError(
+            f"{table.fullname}: merge key '{key}' is {table.c[key].type.compile(dialect=dialect)}, which SQL Server cannot put in the unique "
+            f"index a merge needs (fix: ALTER TABLE {dialect.identifier_preparer.format_table(table)} ALTER COLUMN "
+            f"{dialect.identifier_preparer.quote(key)} {kind}, or load into a new table, which the merge creates with bounded key types)"
+        )
 
 
 def stage_table(conn: sa.Connection, table: sa.Table, columns: list[str]) -> sa.Table:
     """A temporary table for the day's rows, numbered in arrival order so the last row of a key can win."""
     name = warehouse_names.merge_stage(conn.dialect.name, table.name)
-    prefixes = [] if conn.dialect.name == "mssql" else ["TEMPORARY"]
     stage = sa.Table(
-        name, sa.MetaData(), *(sa.Column(column, table.c[column].type) for column in columns), sa.Column(ROW_NUMBER, sa.BigInteger()), prefixes=prefixes
+        name, sa.MetaData(), *(sa.Column(column, table.c[column].type) for column in columns), sa.Column(ROW_NUMBER, sa.BigInteger()), prefixes=["TEMPORARY"]
     )
-    stage.drop(conn, checkfirst=conn.dialect.name != "mssql")
+    stage.drop(conn, checkfirst=True)
     stage.create(conn)
     return stage
 
 
-def numbered(batches: Iterable[pl.DataFrame]) -> Iterable[pl.DataFrame]:
+def numbered(batches: Iterable[pl.DataFrame], table: sa.Table, partition_key: str, keys: tuple[str, ...]) -> Iterable[pl.DataFrame]:
     offset = 0
     for batch in batches:
+        check_keys_present(table, partition_key, batch, keys)
         yield batch.with_columns(pl.int_range(offset, offset + batch.height, dtype=pl.Int64).alias(ROW_NUMBER))
         offset += batch.height
 
@@ -95,20 +133,4 @@ def upsert_statement(dialect: sa.Dialect, table: sa.Table, stage: sa.Table, keys
     if dialect.name in ("postgresql", "sqlite"):
         insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table).from_select(columns, latest)
         return insert.on_conflict_do_update(index_elements=list(keys), set_={column: insert.excluded[column] for column in updated})
-    if dialect.name == "mssql":
-        return warehouse_names.sql_text(_tsql_merge(dialect, table, stage, keys, columns, updated, latest))
     raise WriteModeError(f"write_mode merge is not supported on {dialect.name} (fix: use PostgreSQL, SQLite or Azure SQL, or write_mode append)")
-
-
-def _tsql_merge(dialect: sa.Dialect, table: sa.Table, stage: sa.Table, keys, columns: list[str], updated: list[str], latest: sa.Select) -> str:
-    quote = dialect.identifier_preparer.quote
-    source = str(latest.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-    matched = " AND ".join(f"target.{quote(key)} = source.{quote(key)}" for key in keys)
-    assignments = ", ".join(f"target.{quote(column)} = source.{quote(column)}" for column in updated)
-    names = ", ".join(quote(column) for column in columns)
-    values = ", ".join(f"source.{quote(column)}" for column in columns)
-    # HOLDLOCK: without it two MERGEs of the same new key can both decide to insert it.
-    return (
-        f"MERGE INTO {dialect.identifier_preparer.format_table(table)} WITH (HOLDLOCK) AS target USING ({source}) AS source ON {matched} "
-        f"WHEN MATCHED THEN UPDATE SET {assignments} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values});"
-    )

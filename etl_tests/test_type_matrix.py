@@ -21,8 +21,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from etl_resources.lake import scan_partition
 from etl_resources.sql_extract import SourceTypeError, _checked_frame
 from etl_resources.type_mapping import WarehouseTypeError, check_column_types, sql_type
-from etl_resources.write_modes import insert_batches
-from etl_tests.test_mssql_load import fake_connection
+from etl_resources.warehouse import load_partition
+from etl_tests import tsql_driver
 
 DAY = "2026-11-01"
 ODD_NAMES = ["rate%", "two words", "it's \"q\"", "MixedCase"]
@@ -422,17 +422,19 @@ def test_a_value_without_a_lake_type_fails_naming_the_source_and_column():
         _checked_frame(Source, [(1, "x")], ["id", "n"], {"n": pl.Int64()})
 
 
+@pytest.mark.parametrize("url", ["mssql+pyodbc://etl:x@sql.example/w?driver=d", "mssql+mssqlpython://etl:x@sql.example/w"])
 @pytest.mark.parametrize(("values", "named"), [([1.5, math.nan], "NaN"), ([math.inf, 1.0], "±Infinity"), ([-math.inf], "±Infinity")])
-def test_sql_server_refuses_nan_and_infinities_naming_the_column(values, named):
-    """No SQL Server runs here (its float has neither NaN nor infinities): pyodbc's connection is the recording fake
-    of test_mssql_load, and nothing may reach it."""
-    calls: list = []
-    conn, _ = fake_connection(calls)
-    table = sa.Table("readings", sa.MetaData(), sa.Column("id", sa.Integer()), sa.Column("value", sa.Double()), schema="dw")
+def test_sql_server_refuses_nan_and_infinities_naming_the_column(values, named, url):
+    """No SQL Server runs here (its float has neither NaN nor infinities): the driver is the recording fake of
+    tsql_driver.py, and no row may reach it, by parameter array or by bulk copy."""
+    server = tsql_driver.Server()
+    engine = sa.create_engine(url, module=tsql_driver.module(server))
+    frame = pl.LazyFrame({"id": list(range(len(values))), "value": values, "_source_file": ["f"] * len(values)})
 
     with pytest.raises(WarehouseTypeError, match=rf"table dw.readings, column 'value': {named} cannot be stored in SQL Server.*fix:"):
-        insert_batches(conn, table, [pl.DataFrame({"id": list(range(len(values))), "value": values})])
-    assert calls == []
+        load_partition(engine, "dw", "readings", DAY, frame)
+    assert not [entry for entry in server.sent if entry[0] in ("executemany", "bulkcopy_arrow")]
+    assert not [entry for entry in server.sent if entry[0] == "execute" and entry[1].startswith("INSERT INTO [dw].[readings]")]
 
 
 def test_nan_in_a_declared_numeric_fails_the_extract_naming_the_column(platform, pg_source, workdir):

@@ -2,6 +2,7 @@
 column names that must arrive exactly. PostgreSQL and SQLite run for real; SQL Server cannot run here, so its
 rules are checked through validation and its T-SQL as compiled by SQLAlchemy's mssql dialect."""
 
+import datetime as dt
 import sqlite3
 import subprocess
 import sys
@@ -14,10 +15,9 @@ from sqlalchemy.dialects import mssql
 from etl_assets import warehouse_assets
 from etl_resources.config import SourcesConfigError, load_sources
 from etl_resources.engines import create_engine
-from etl_resources.mssql_load import insert_statement
+from etl_resources.mssql_load import DayLoad, insert_statement, move_statements, stage_for
 from etl_resources.warehouse import load_partition, replace_partition
 from etl_resources.warehouse_names import WarehouseNameError, column_clashes, generated, naming
-from etl_resources.write_modes import upsert_statement
 from etl_tests.servers import REPO
 
 DAY, OTHER_DAY = "2026-11-01", "2026-11-02"
@@ -218,17 +218,19 @@ def test_awkward_column_names_arrive_exactly(workdir, postgres, warehouse, mode)
 
 
 def test_tsql_keeps_awkward_column_names(workdir):
-    """No SQL Server runs here: the DDL, the insert and the MERGE are compiled with SQLAlchemy's mssql dialect."""
+    """No SQL Server runs here: the DDL, the stage's insert and the merge's statements are compiled with
+    SQLAlchemy's mssql dialect."""
     dialect = mssql.dialect()
-    table = sa.Table("awkward", sa.MetaData(), sa.Column("id", sa.BigInteger()), *(sa.Column(name, sa.UnicodeText()) for name in AWKWARD))
-    stage = sa.Table("#awkward__merge", sa.MetaData(), *(sa.Column(c.name, c.type) for c in table.columns), sa.Column("_etl_row", sa.BigInteger()))
+    table = sa.Table("awkward", sa.MetaData(), sa.Column("id", sa.BigInteger()), *(sa.Column(name, sa.UnicodeText()) for name in [*AWKWARD, "_source_file"]))
+    stage = stage_for(table, ["id", *AWKWARD, "_source_file"], "0123456789ab")
+    day = DayLoad(table, stage, "2026-11-01", dt.datetime(2026, 11, 1, tzinfo=dt.UTC), "merge", ("id",))
 
     ddl = str(sa.schema.CreateTable(table).compile(dialect=dialect))
-    insert = insert_statement(dialect, table, ["id", *AWKWARD])
-    merge = str(upsert_statement(dialect, table, stage, ("id",)).compile(dialect=dialect))
+    insert = insert_statement(dialect, stage)
+    merge = " ".join(statement for statement, _ in move_statements(dialect, day))
 
     for name in ("[rate%]", "[a b]", "[it's]", '["q"]', "[Ünï]"):
-        assert name in ddl and name in insert and f"target.{name} = source.{name}" in merge
+        assert name in ddl and name in insert and f"{name} = s.{name}" in merge
     assert "%%" not in ddl + insert + merge
 
 

@@ -1,18 +1,17 @@
 """The write modes, with the same meaning on a real PostgreSQL and on SQLite. Against SQL Server / Azure SQL they
 run only when ETL_TEST_MSSQL_URL names one (e.g. `mssql+pyodbc://sa:<password>@host/db?TrustServerCertificate=yes`);
-none can run here, so those cases are skipped and Azure SQL's MERGE is checked as compiled text."""
+none can run here, so those cases are skipped, and test_mssql_load.py pins the statements Azure SQL gets."""
 
 import os
 
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql
 
 from etl_resources.config import Target
 from etl_resources.engines import create_engine
 from etl_resources.warehouse import load_partition
-from etl_resources.write_modes import ROW_NUMBER, WriteModeError, upsert_statement
+from etl_resources.write_modes import WriteModeError
 
 DAY_1, DAY_2 = "2026-11-01", "2026-11-02"
 
@@ -87,16 +86,14 @@ def test_merge_into_a_day_partitioned_table_is_refused_with_the_fix(postgres):
     engine.dispose()
 
 
-def test_azure_sql_merges_with_holdlock_on_the_keys():
-    target = sa.Table("orders", sa.MetaData(), sa.Column("order_id"), sa.Column("status"), sa.Column("_partition"), schema="dw")
-    stage = sa.Table("#orders__merge", sa.MetaData(), sa.Column("order_id"), sa.Column("status"), sa.Column("_partition"), sa.Column(ROW_NUMBER))
+def test_a_merge_row_without_its_key_fails_naming_the_key_and_changes_nothing(engine):
+    load_partition(engine, None, "orders", DAY_1, day([(1, "new")], "a"), "merge", ("order_id",))
 
-    sql = str(upsert_statement(mssql.dialect(), target, stage, ("order_id",)))
+    keyless = pl.LazyFrame({"order_id": [2, None], "status": ["paid", "lost"], "_source_file": ["b", "b"]}, schema_overrides={"order_id": pl.Int64})
+    with pytest.raises(WriteModeError, match="merge key 'order_id' is NULL in 1 row.*fix: give those rows a key"):
+        load_partition(engine, None, "orders", DAY_2, keyless, "merge", ("order_id",))
 
-    assert sql.startswith("MERGE INTO dw.orders WITH (HOLDLOCK) AS target USING (SELECT ")
-    assert "max([#orders__merge]._etl_row)" in sql and "GROUP BY [#orders__merge].order_id" in sql
-    assert "ON target.order_id = source.order_id WHEN MATCHED THEN UPDATE SET target.status = source.status, target._partition = source._partition" in sql
-    assert sql.endswith("WHEN NOT MATCHED THEN INSERT (order_id, status, _partition) VALUES (source.order_id, source.status, source._partition);")
+    assert table(engine) == [(1, "new", DAY_1)]
 
 
 @pytest.mark.parametrize(
