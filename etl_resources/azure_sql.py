@@ -1,9 +1,15 @@
-"""Engines for Azure SQL / SQL Server: ODBC Driver 18, encryption on, and Entra ID tokens when no password is given.
+"""Engines for Azure SQL / SQL Server over either driver: encryption on, and Entra ID when no password is given.
 
-With no password (and no ODBC `Authentication=` keyword) in an `mssql+pyodbc` URL, each new connection gets a
-fresh access token from azure-identity, handed to the driver as `SQL_COPT_SS_ACCESS_TOKEN`: Managed Identity in
-Azure, `az login` on a laptop. A token is asked for per connection, not per engine, so a backfill that runs
-for hours never reuses an expired one (the credential caches tokens and renews them before they lapse).
+`mssql+pyodbc` (Microsoft's ODBC Driver 18, installed on the system): with no password (and no ODBC
+`Authentication=` keyword), each new connection gets a fresh access token from azure-identity, handed to the
+driver as `SQL_COPT_SS_ACCESS_TOKEN`: Managed Identity in Azure, `az login` on a laptop. A token is asked for
+per connection, not per engine, so a backfill that runs for hours never reuses an expired one (the credential
+caches tokens and renews them before they lapse).
+
+`mssql+mssqlpython` (Microsoft's mssql-python, which bundles the driver): with no password, the URL gets
+`Authentication=ActiveDirectoryDefault` and the driver signs in with `DefaultAzureCredential` itself. A token
+in `attrs_before` would not do here: `cursor.bulkcopy` opens a connection of its own from the connection
+string and signs that one in from the `Authentication` keyword alone.
 """
 
 import struct
@@ -15,6 +21,7 @@ import sqlalchemy as sa
 SQL_COPT_SS_ACCESS_TOKEN = 1256
 TOKEN_SCOPE = "https://database.windows.net/.default"
 ODBC_DRIVER = "ODBC Driver 18 for SQL Server"
+MSSQL_PYTHON_ENTRA = "ActiveDirectoryDefault"
 
 
 class TokenCredential(Protocol):
@@ -27,17 +34,39 @@ def default_credential() -> TokenCredential:
     return DefaultAzureCredential()
 
 
+def query_keys(url: sa.URL) -> set[str]:
+    """The URL's query keywords in lower case: both drivers read connection-string keywords in any case."""
+    return {key.lower() for key in url.query}
+
+
 def uses_entra_token(url: sa.URL) -> bool:
-    keys = {key.lower() for key in url.query}
+    keys = query_keys(url)
     return url.get_backend_name() == "mssql" and url.get_driver_name() == "pyodbc" and not url.password and "authentication" not in keys and "odbc_connect" not in keys
 
 
 def with_driver_defaults(url: sa.URL) -> sa.URL:
-    """ODBC Driver 18 and `Encrypt=yes` unless the URL says otherwise (Azure SQL refuses unencrypted logins)."""
-    if url.get_backend_name() != "mssql" or url.get_driver_name() != "pyodbc" or "odbc_connect" in url.query:
+    """Encryption on unless the URL says otherwise (Azure SQL refuses unencrypted logins), plus what each driver needs."""
+    if url.get_backend_name() != "mssql":
         return url
-    keys = {key.lower() for key in url.query}
-    defaults = {"driver": ODBC_DRIVER, "Encrypt": "yes"}
+    if url.get_driver_name() == "pyodbc" and "odbc_connect" not in url.query:
+        return with_missing_keys(url, {"driver": ODBC_DRIVER, "Encrypt": "yes"})
+    if url.get_driver_name() == "mssqlpython":
+        return with_missing_keys(url, mssql_python_defaults(url))
+    return url
+
+
+def mssql_python_defaults(url: sa.URL) -> dict[str, str]:
+    """No `driver`: mssql-python loads its own and refuses the keyword. With no password and no way of
+    signing in named (Trusted_Connection is Kerberos), Entra by the driver itself; `authentication` is the
+    spelling SQLAlchemy's dialect documents, and the driver reads keywords in any case."""
+    defaults = {"Encrypt": "yes"}
+    if not url.password and not query_keys(url) & {"authentication", "trusted_connection"}:
+        defaults["authentication"] = MSSQL_PYTHON_ENTRA
+    return defaults
+
+
+def with_missing_keys(url: sa.URL, defaults: dict[str, str]) -> sa.URL:
+    keys = query_keys(url)
     return url.update_query_dict({key: value for key, value in defaults.items() if key.lower() not in keys})
 
 

@@ -9,7 +9,11 @@ from etl_resources.azure_sql import TokenCredential, default_credential, token_c
 
 
 def create_engine(url: sa.URL, credential_factory: Callable[[], TokenCredential] = default_credential, **kwargs) -> sa.Engine:
-    """`sa.create_engine`, plus Azure SQL's driver defaults and Entra tokens, and SQLite's transactional DDL."""
+    """`sa.create_engine`, plus Azure SQL's driver defaults and Entra sign-in, and SQLite's transactional DDL.
+
+    mssql-python's own connection pool stays off (SQLAlchemy's dialect turns it off unless given
+    `enable_pooling=True`): SQLAlchemy's pool is the one `pool_pre_ping`, `NullPool` and invalidation act on,
+    and a second pool below it would keep connections that SQLAlchemy has closed."""
     url = with_driver_defaults(url)
     engine = sa.create_engine(url, **kwargs)
     if uses_entra_token(url):

@@ -1,11 +1,14 @@
-"""Azure SQL connections. No SQL Server or Entra ID can run here: the pyodbc module is a recording fake that
-keeps what SQLAlchemy hands the driver, and the credential is a stub that counts the tokens it issues."""
+"""Azure SQL connections. No SQL Server or Entra ID can run here: the pyodbc and mssql_python modules are
+recording fakes that keep what SQLAlchemy hands the driver and connect to nothing, and the credential is a stub
+that counts the tokens it issues. mssql-python's own connection-string parser reads what would reach it, so
+quoting and keywords are checked as that driver reads them; its sign-in and bulk copy are not run."""
 
 import struct
 from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
+from mssql_python.connection_string_parser import _ConnectionStringParser
 
 from etl_resources.azure_sql import SQL_COPT_SS_ACCESS_TOKEN, TOKEN_SCOPE, uses_entra_token, with_driver_defaults
 from etl_resources.engines import create_engine
@@ -73,6 +76,7 @@ def test_sql_authentication_sends_the_password_and_asks_for_no_token():
         ("mssql+pyodbc://@srv/db", True),
         ("mssql+pyodbc://etl:secret@srv/db", False),
         ("mssql+pyodbc://@srv/db?Authentication=ActiveDirectoryMsi", False),
+        ("mssql+mssqlpython://@srv/db", False),
         ("postgresql://etl@srv/db", False),
     ],
 )
@@ -83,3 +87,60 @@ def test_which_urls_use_a_token(url, token):
 def test_driver_defaults_leave_other_databases_alone():
     assert with_driver_defaults(sa.make_url("postgresql://etl@srv/db")) == sa.make_url("postgresql://etl@srv/db")
     assert with_driver_defaults(sa.make_url("mssql+pyodbc://@srv/db?driver=ODBC+Driver+17+for+SQL+Server")).query["driver"] == "ODBC Driver 17 for SQL Server"
+
+
+def fake_mssql_python(calls: list, pooling: list) -> SimpleNamespace:
+    def connect(*args, **kwargs):
+        calls.append((args, kwargs))
+        raise Connected()
+
+    return SimpleNamespace(connect=connect, pooling=lambda **kwargs: pooling.append(kwargs), paramstyle="qmark", __version__="1.16.0", Error=type("Error", (Exception,), {}))
+
+
+def mssql_python_connect(url: sa.URL) -> tuple[dict[str, str], dict, StubCredential]:
+    """What the driver would read of the one connect: its parser's keywords (lower case) and the other arguments."""
+    credential, calls, pooling = StubCredential(), [], []
+    engine = create_engine(url, credential_factory=lambda: credential, module=fake_mssql_python(calls, pooling))
+    with pytest.raises(Connected):
+        engine.connect()
+    assert pooling == [{"enabled": False}], "SQLAlchemy's pool is the only one"
+    (args, kwargs), = calls
+    return _ConnectionStringParser(validate_keywords=True)._parse(args[0]), kwargs, credential
+
+
+def test_mssql_python_without_a_password_signs_in_to_entra_by_the_driver_itself():
+    params, kwargs, credential = mssql_python_connect(sa.make_url("mssql+mssqlpython://@etl-sql.database.windows.net/warehouse"))
+
+    assert params == {"server": "etl-sql.database.windows.net", "database": "warehouse", "authentication": "ActiveDirectoryDefault", "encrypt": "yes"}
+    assert kwargs == {} and credential.issued == []
+
+
+@pytest.mark.parametrize("password", ["p;ss", "p}ss", "{pss", "p@ss%20w=rd", "a;b}c{d@e%f"])
+def test_mssql_python_sql_authentication_reaches_the_driver_with_the_password_intact(password):
+    url = sa.URL.create("mssql+mssqlpython", username="etl", password=password, host="etl-sql.database.windows.net", database="warehouse")
+
+    params, kwargs, credential = mssql_python_connect(url)
+
+    assert params["uid"] == "etl" and params["pwd"] == password and params["encrypt"] == "yes"
+    assert "authentication" not in params and kwargs == {} and credential.issued == []
+
+
+@pytest.mark.parametrize(
+    ("url", "uid", "authentication"),
+    [
+        ("mssql+mssqlpython://@srv/db?authentication=ActiveDirectoryMSI", None, "ActiveDirectoryMSI"),
+        ("mssql+mssqlpython://3f2a-client-id@srv/db?Authentication=ActiveDirectoryMSI", "3f2a-client-id", "ActiveDirectoryMSI"),
+        ("mssql+mssqlpython://app-id:app-secret@srv/db?Authentication=ActiveDirectoryServicePrincipal", "app-id", "ActiveDirectoryServicePrincipal"),
+    ],
+)
+def test_mssql_python_leaves_an_explicit_authentication_alone(url, uid, authentication):
+    params, _, _ = mssql_python_connect(sa.make_url(url))
+
+    assert params.get("uid") == uid and params["authentication"] == authentication
+
+
+def test_mssql_python_keeps_the_urls_encryption_and_is_given_no_driver():
+    params, _, _ = mssql_python_connect(sa.make_url("mssql+mssqlpython://etl:secret@srv:1433/db?Encrypt=strict&TrustServerCertificate=no"))
+
+    assert params["encrypt"] == "strict" and params["server"] == "srv,1433" and params["trustservercertificate"] == "no"
+    assert "driver" not in with_driver_defaults(sa.make_url("mssql+mssqlpython://@srv/db")).query
