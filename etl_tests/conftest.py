@@ -14,6 +14,7 @@ from azure.storage.blob import ContainerClient
 from etl_assets.demo.events_api import DEMO_API_KEY
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
 from etl_tests.api_server import ApiServer, ApiState
+from etl_tests.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL
 from etl_tests.platform import Platform
 from etl_tests.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
 
@@ -36,11 +37,22 @@ def azurite() -> Iterator[Azurite]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def mssql_url() -> str:
+    """The SQL Server / Azure SQL database of ETL_TEST_MSSQL_URL; every live test asks for it, so without one
+    each shows as skipped with the reason instead of passing unseen."""
+    url = os.environ.get(MSSQL_URL_VARIABLE)
+    if not url:
+        pytest.skip(NO_MSSQL)
+    return url
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh project folder as cwd, so the default `.etl/` lake and warehouse land inside it."""
+    """A fresh project folder as cwd, so the default `.etl/` lake and warehouse land inside it. The shell's
+    ETL_* settings would reconfigure the platform under test and go; ETL_TEST_* ones configure the tests and stay."""
     monkeypatch.chdir(tmp_path)
-    for name in [name for name in os.environ if name.startswith("ETL_")]:
+    for name in [name for name in os.environ if name.startswith("ETL_") and not name.startswith("ETL_TEST_")]:
         monkeypatch.delenv(name)
     return tmp_path
 
