@@ -9,12 +9,14 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 from azure.storage.blob import ContainerClient
 
 from etl_assets.demo.events_api import DEMO_API_KEY
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
+from etl_resources.engines import create_engine
 from etl_tests.api_server import ApiServer, ApiState
-from etl_tests.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL
+from etl_tests.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_schema, unique_schema
 from etl_tests.platform import Platform
 from etl_tests.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
 
@@ -45,6 +47,22 @@ def mssql_url() -> str:
     if not url:
         pytest.skip(NO_MSSQL)
     return url
+
+
+@pytest.fixture(scope="session")
+def mssql_engine(mssql_url: str) -> Iterator[sa.Engine]:
+    """Made as the Warehouse resource makes its engine, driver defaults and Entra token included."""
+    engine = create_engine(sa.make_url(mssql_url), pool_pre_ping=True)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def mssql_schema(mssql_engine: sa.Engine) -> Iterator[str]:
+    """A schema name no one else uses; the first load creates it, and it goes with its tables afterwards."""
+    schema = unique_schema()
+    yield schema
+    drop_schema(mssql_engine, schema)
 
 
 @pytest.fixture
