@@ -1,5 +1,6 @@
 import json
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -63,6 +64,38 @@ def mssql_schema(mssql_engine: sa.Engine) -> Iterator[str]:
     schema = unique_schema()
     yield schema
     drop_schema(mssql_engine, schema)
+
+
+@pytest.fixture
+def fake_sql_server() -> Iterator[dict]:
+    """A TCP endpoint on 127.0.0.1 where a SQL Server would be: it keeps the first bytes of each connection (a
+    TDS client opens with a PRELOGIN packet, type 0x12) and hangs up, so the client gives up at once."""
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with client:
+                client.settimeout(5)
+                try:
+                    received.append(client.recv(64))
+                except OSError:
+                    received.append(b"")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield {"port": listener.getsockname()[1], "received": received}
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
 
 
 @pytest.fixture
