@@ -1,5 +1,6 @@
 import json
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 from azure.storage.blob import ContainerClient
 
 from etl_assets.demo.events_api import DEMO_API_KEY
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
+from etl_resources.engines import create_engine
 from etl_tests.api_server import ApiServer, ApiState
+from etl_tests.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_schema, unique_schema
 from etl_tests.platform import Platform
 from etl_tests.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
 
@@ -36,11 +40,70 @@ def azurite() -> Iterator[Azurite]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def mssql_url() -> str:
+    """The SQL Server / Azure SQL database of ETL_TEST_MSSQL_URL; every live test asks for it, so without one
+    each shows as skipped with the reason instead of passing unseen."""
+    url = os.environ.get(MSSQL_URL_VARIABLE)
+    if not url:
+        pytest.skip(NO_MSSQL)
+    return url
+
+
+@pytest.fixture(scope="session")
+def mssql_engine(mssql_url: str) -> Iterator[sa.Engine]:
+    """Made as the Warehouse resource makes its engine, driver defaults and Entra token included."""
+    engine = create_engine(sa.make_url(mssql_url), pool_pre_ping=True)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def mssql_schema(mssql_engine: sa.Engine) -> Iterator[str]:
+    """A schema name no one else uses; the first load creates it, and it goes with its tables afterwards."""
+    schema = unique_schema()
+    yield schema
+    drop_schema(mssql_engine, schema)
+
+
+@pytest.fixture
+def fake_sql_server() -> Iterator[dict]:
+    """A TCP endpoint on 127.0.0.1 where a SQL Server would be: it keeps the first bytes of each connection (a
+    TDS client opens with a PRELOGIN packet, type 0x12) and hangs up, so the client gives up at once."""
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with client:
+                client.settimeout(5)
+                try:
+                    received.append(client.recv(64))
+                except OSError:
+                    received.append(b"")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield {"port": listener.getsockname()[1], "received": received}
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh project folder as cwd, so the default `.etl/` lake and warehouse land inside it."""
+    """A fresh project folder as cwd, so the default `.etl/` lake and warehouse land inside it. The shell's
+    ETL_* settings would reconfigure the platform under test and go; ETL_TEST_* ones configure the tests and stay."""
     monkeypatch.chdir(tmp_path)
-    for name in [name for name in os.environ if name.startswith("ETL_")]:
+    for name in [name for name in os.environ if name.startswith("ETL_") and not name.startswith("ETL_TEST_")]:
         monkeypatch.delenv(name)
     return tmp_path
 

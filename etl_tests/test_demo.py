@@ -1,7 +1,6 @@
 """The bundled demo on embedded defaults: SQLite shop → local Parquet lake → SQLite warehouse."""
 
 import datetime as dt
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -142,10 +141,9 @@ def test_a_range_that_runs_past_today_loads_the_days_that_exist(platform, demo_s
     assert platform.query(defs, "SELECT DISTINCT _partition FROM orders") == [(yesterday,)]
 
 
-@pytest.mark.skipif(not os.environ.get("ETL_TEST_MSSQL_URL"), reason="ETL_TEST_MSSQL_URL is not set: no SQL Server to run against")
-def test_the_demo_loads_into_a_real_sql_server(platform, demo_sources, yesterday):
-    """Only where a SQL Server or Azure SQL database is reachable; none can run here."""
-    defs = platform.configure(demo_sources, warehouse_url=os.environ["ETL_TEST_MSSQL_URL"])
+def test_the_demo_loads_into_a_real_sql_server(platform, demo_sources, yesterday, mssql_url):
+    """Only where a SQL Server or Azure SQL database is reachable (ETL_TEST_MSSQL_URL); none can run here."""
+    defs = platform.configure(demo_sources, warehouse_url=mssql_url)
 
     result = platform.materialize(defs, yesterday, selection=["raw/shop_orders_raw", "warehouse/shop/orders"])
     platform.materialize(defs, yesterday, selection=["warehouse/shop/orders"])

@@ -2,8 +2,6 @@
 run only when ETL_TEST_MSSQL_URL names one (e.g. `mssql+pyodbc://sa:<password>@host/db?TrustServerCertificate=yes`);
 none can run here, so those cases are skipped, and test_mssql_load.py pins the statements Azure SQL gets."""
 
-import os
-
 import polars as pl
 import pytest
 import sqlalchemy as sa
@@ -12,6 +10,7 @@ from etl_resources.config import Target
 from etl_resources.engines import create_engine
 from etl_resources.warehouse import load_partition
 from etl_resources.write_modes import WriteModeError
+from etl_tests.mssql_server import drop_tables
 
 DAY_1, DAY_2 = "2026-11-01", "2026-11-02"
 
@@ -19,17 +18,17 @@ DAY_1, DAY_2 = "2026-11-01", "2026-11-02"
 @pytest.fixture(params=["sqlite", "postgresql", "mssql"])
 def engine(request, tmp_path):
     if request.param == "mssql":
-        if not os.environ.get("ETL_TEST_MSSQL_URL"):
-            pytest.skip("ETL_TEST_MSSQL_URL is not set: no SQL Server to run against")
-        engine = create_engine(sa.make_url(os.environ["ETL_TEST_MSSQL_URL"]))
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS orders"))
+        # The tests name `orders` in the login's default schema: it goes before and after, with its stages.
+        engine = create_engine(sa.make_url(request.getfixturevalue("mssql_url")))
+        drop_tables(engine, None, "orders")
     elif request.param == "sqlite":
         engine = create_engine(sa.make_url(f"sqlite:///{tmp_path / 'warehouse.db'}"))
     else:
         postgres = request.getfixturevalue("postgres")
         engine = create_engine(sa.make_url(postgres.url(postgres.create_database("modes"))))
     yield engine
+    if request.param == "mssql":
+        drop_tables(engine, None, "orders")
     engine.dispose()
 
 
