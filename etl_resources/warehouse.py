@@ -40,7 +40,7 @@ OWN_COLUMNS = tuple(name for name in LINEAGE_COLUMNS if name != "_source_file")
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The target database: a SQLite file by default, PostgreSQL or Azure SQL (`mssql+pyodbc`) by URL."""
+    """The target database: a SQLite file by default, PostgreSQL or Azure SQL (`mssql+mssqlpython`, `mssql+pyodbc`) by URL."""
 
     url: str = DEFAULT_WAREHOUSE_URL
     audit_queue: str = DEFAULT_AUDIT_QUEUE
