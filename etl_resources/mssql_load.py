@@ -251,16 +251,18 @@ def load_day(
                 conn.execute(statement)
         copied = [name for name in frame_schema.names() if name not in ("_loaded_at", "_partition")]
         day = DayLoad(planned, stage_for(planned, copied, uuid.uuid4().hex[: warehouse_names.STAGE_ID_DIGITS]), partition_key, dt.datetime.now(dt.UTC), write_mode, keys)
-        stage_lock = applock_resource("stage", planned.schema, day.stage.name)
+        # No schema is the login's default one, which a target written with that schema's name must share locks with.
+        lock_schema = planned.schema or conn.dialect.default_schema_name
+        stage_lock = applock_resource("stage", lock_schema, day.stage.name)
         try:
-            _drop_leftover_stages(conn, planned, log)
+            _drop_leftover_stages(conn, planned, lock_schema, log)
             _granted(conn, applock_statement("Session", 0), stage_lock, f"stage {day.stage.name}")
             day.stage.create(conn)
             conn.commit()
             _fill(conn, day, frame, batches, log)
             # The rows went in on the raw cursor, which SQLAlchemy's transaction bookkeeping does not see.
             conn.connection.commit()
-            table, added = _move(conn, day, frame_schema)
+            table, added = _move(conn, day, frame_schema, applock_resource("load", lock_schema, planned.name))
             conn.commit()
             return table, added
         except BaseException:
@@ -284,9 +286,8 @@ def _fill(conn: sa.Connection, day: DayLoad, frame: pl.LazyFrame, batches, log) 
     array_fill(conn, day.stage, staged_batches(batches(frame, ARRAY_ROWS), day))
 
 
-def _move(conn: sa.Connection, day: DayLoad, frame_schema: pl.Schema) -> tuple[sa.Table, list[str]]:
+def _move(conn: sa.Connection, day: DayLoad, frame_schema: pl.Schema, target_lock: str) -> tuple[sa.Table, list[str]]:
     """The one transaction that changes the target: lock it, make it fit the day, move the rows, drop the stage."""
-    target_lock = applock_resource("load", day.target.schema, day.target.name)
     _granted(conn, applock_statement("Transaction", TARGET_LOCK_TIMEOUT_MS), target_lock, f"table {day.target.fullname}")
     ddl, table, added = table_plan(conn, day.target.schema, day.target.name, frame_schema, partitioned=False, unique_keys=day.keys)
     for statement in ddl:
@@ -329,14 +330,14 @@ def _drop_stage(conn: sa.Connection, stage: sa.Table, log) -> None:
             log.warning(f"could not drop the stage {stage.name} after a failed load ({error}); the next load of the table drops it")
 
 
-def _drop_leftover_stages(conn: sa.Connection, target: sa.Table, log) -> None:
+def _drop_leftover_stages(conn: sa.Connection, target: sa.Table, lock_schema: str | None, log) -> None:
     prefix = warehouse_names.load_stage_prefix("mssql", target.name)
     names = conn.exec_driver_sql(leftover_stages_statement(), (target.schema, like_prefix(prefix))).scalars().all()
     for name in names:
         if not warehouse_names.is_load_stage("mssql", target.name, name):
             continue
         stage = sa.Table(name, sa.MetaData(), schema=target.schema)
-        resource = applock_resource("stage", target.schema, name)
+        resource = applock_resource("stage", lock_schema, name)
         if conn.exec_driver_sql(drop_if_unowned_statement(conn.dialect, stage), (resource, resource)).scalar() >= 0 and log:
             log.info(f"dropped {name}, the stage of a load of {target.fullname} that did not finish")
     conn.commit()

@@ -251,7 +251,7 @@ def test_only_this_tables_stages_are_dropped_and_only_when_no_session_holds_them
     drops = [entry for entry in server.statements() if entry[0] == "execute" and "IF @granted >= 0 BEGIN DROP TABLE" in entry[1]]
     assert len(drops) == 1
     assert "DROP TABLE [rate%[x]]__stage_0123456789ab];" in drops[0][1]
-    assert drops[0][2] == ("etl-stage:.rate%[x]__stage_0123456789ab",) * 2
+    assert drops[0][2] == ("etl-stage:dbo.rate%[x]__stage_0123456789ab",) * 2
 
 
 def test_a_merge_key_sql_server_cannot_index_is_refused_with_the_alter_that_fixes_it():
@@ -292,3 +292,13 @@ def test_audit_timestamps_go_as_typed_utc_datetimes_into_datetimeoffset(url):
     datetimes = [value for value in insert[2] if isinstance(value, dt.datetime)]
     assert datetimes == [dt.datetime(2026, 11, 1, 23, 0, 0, 123456), dt.datetime(2026, 11, 1, 23, 0, 5, 123456)]
     assert not any(isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\d \d", value) for value in insert[2])
+
+
+def test_a_target_without_a_schema_shares_its_lock_with_the_same_table_named_in_the_default_schema():
+    locks = []
+    for schema in (None, "dbo", "DBO"):
+        server = tsql_driver.Server()
+        load_partition(engine_for(PYODBC, server), schema, "Orders", DAY, orders())
+        locks.append(next(entry[2] for entry in server.statements() if entry[0] == "execute" and "@LockOwner = 'Transaction'" in entry[1]))
+
+    assert locks == [("etl-load:dbo.orders",)] * 3
