@@ -65,6 +65,15 @@ def mssql_python_defaults(url: sa.URL) -> dict[str, str]:
     return defaults
 
 
+def driver_connect_args(url: sa.URL) -> dict[str, str]:
+    """Arguments for the driver's connect beside the connection string. mssql-python trims the spaces around an
+    unbraced value, which SQLAlchemy leaves a password with (` secret ` would sign in as `secret`); given as
+    its own argument, the driver braces it whole, in the string its bulk copy reuses too."""
+    if url.get_backend_name() == "mssql" and url.get_driver_name() == "mssqlpython" and url.password:
+        return {"PWD": url.password}
+    return {}
+
+
 def with_missing_keys(url: sa.URL, defaults: dict[str, str]) -> sa.URL:
     keys = query_keys(url)
     return url.update_query_dict({key: value for key, value in defaults.items() if key.lower() not in keys})

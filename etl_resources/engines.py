@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from etl_resources.azure_sql import TokenCredential, default_credential, token_connect_hook, uses_entra_token, with_driver_defaults
+from etl_resources.azure_sql import TokenCredential, default_credential, driver_connect_args, token_connect_hook, uses_entra_token, with_driver_defaults
 
 
 def create_engine(url: sa.URL, credential_factory: Callable[[], TokenCredential] = default_credential, **kwargs) -> sa.Engine:
@@ -15,7 +15,8 @@ def create_engine(url: sa.URL, credential_factory: Callable[[], TokenCredential]
     `enable_pooling=True`): SQLAlchemy's pool is the one `pool_pre_ping`, `NullPool` and invalidation act on,
     and a second pool below it would keep connections that SQLAlchemy has closed."""
     url = with_driver_defaults(url)
-    engine = sa.create_engine(url, **kwargs)
+    connect_args = {**driver_connect_args(url), **kwargs.pop("connect_args", {})}
+    engine = sa.create_engine(url, **({"connect_args": connect_args} if connect_args else {}), **kwargs)
     if uses_entra_token(url):
         sa.event.listen(engine, "do_connect", token_connect_hook(credential_factory()))
     if url.get_backend_name() == "sqlite":

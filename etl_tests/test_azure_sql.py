@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
+from mssql_python.connection import Connection as MssqlPythonConnection
 from mssql_python.connection_string_parser import _ConnectionStringParser
 
 from etl_resources.azure_sql import SQL_COPT_SS_ACCESS_TOKEN, TOKEN_SCOPE, uses_entra_token, with_driver_defaults
@@ -105,7 +106,12 @@ def mssql_python_connect(url: sa.URL) -> tuple[dict[str, str], dict, StubCredent
         engine.connect()
     assert pooling == [{"enabled": False}], "SQLAlchemy's pool is the only one"
     (args, kwargs), = calls
-    return _ConnectionStringParser(validate_keywords=True)._parse(args[0]), kwargs, credential
+    # The driver merges the connect arguments into the string (they win), and its bulk copy reuses the result.
+    # It refuses a Driver or APP keyword from us (validate_keywords) and adds its own, left out here.
+    _ConnectionStringParser(validate_keywords=True)._parse(args[0])
+    merged, _ = MssqlPythonConnection._construct_connection_string(None, args[0], **kwargs)
+    params = _ConnectionStringParser(validate_keywords=False)._parse(merged)
+    return {key: value for key, value in params.items() if key not in ("driver", "app")}, kwargs, credential
 
 
 def test_mssql_python_without_a_password_signs_in_to_entra_by_the_driver_itself():
@@ -115,14 +121,14 @@ def test_mssql_python_without_a_password_signs_in_to_entra_by_the_driver_itself(
     assert kwargs == {} and credential.issued == []
 
 
-@pytest.mark.parametrize("password", ["p;ss", "p}ss", "{pss", "p@ss%20w=rd", "a;b}c{d@e%f"])
+@pytest.mark.parametrize("password", ["p;ss", "p}ss", "{pss", "p@ss%20w=rd", "a;b}c{d@e%f", " lead", "trail ", " both ; } "])
 def test_mssql_python_sql_authentication_reaches_the_driver_with_the_password_intact(password):
     url = sa.URL.create("mssql+mssqlpython", username="etl", password=password, host="etl-sql.database.windows.net", database="warehouse")
 
     params, kwargs, credential = mssql_python_connect(url)
 
     assert params["uid"] == "etl" and params["pwd"] == password and params["encrypt"] == "yes"
-    assert "authentication" not in params and kwargs == {} and credential.issued == []
+    assert "authentication" not in params and kwargs == {"PWD": password} and credential.issued == []
 
 
 @pytest.mark.parametrize(
