@@ -266,7 +266,7 @@ def load_day(
             conn.commit()
             return table, added
         except BaseException:
-            conn.rollback()
+            _rollback(conn, log)
             _drop_stage(conn, day.stage, log)
             raise
         finally:
@@ -310,11 +310,22 @@ def _granted(conn: sa.Connection, statement: str, resource: str, what: str) -> N
         )
 
 
+def _rollback(conn: sa.Connection, log) -> None:
+    # A broken connection cannot roll back, and the server has rolled back with the session; the load's own error is the one to raise.
+    try:
+        conn.rollback()
+    except sa.exc.SQLAlchemyError as error:
+        # Invalidated, the connection is not rolled back again (and raising) when it closes.
+        conn.invalidate(error)
+        if log:
+            log.debug(f"rollback after a failed load: {error}")
+
+
 def _release(conn: sa.Connection, resource: str, log) -> None:
     try:
         conn.exec_driver_sql(RELEASE_STAGE_LOCK, (resource,))
         conn.commit()
-    except sa.exc.DBAPIError as error:
+    except sa.exc.SQLAlchemyError as error:
         # The lock belongs to the session; if the session is broken the server has released it with the session.
         if log:
             log.debug(f"releasing {resource}: {error}")
@@ -324,7 +335,7 @@ def _drop_stage(conn: sa.Connection, stage: sa.Table, log) -> None:
     try:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table_sql(conn.dialect, stage)}")
         conn.commit()
-    except sa.exc.DBAPIError as error:
+    except sa.exc.SQLAlchemyError as error:
         # The next load of the table drops it once this session is gone.
         if log:
             log.warning(f"could not drop the stage {stage.name} after a failed load ({error}); the next load of the table drops it")

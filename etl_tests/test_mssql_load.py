@@ -241,6 +241,19 @@ def test_a_failed_move_rolls_back_then_drops_the_stage_and_releases_its_lock():
     assert "COMMIT" not in lines[lines.index(LOCK_TARGET) : failed + 1]
 
 
+def test_a_connection_lost_mid_move_raises_the_loads_own_error_and_drops_the_stage_over_a_new_one():
+    """The server rolls a lost session's transaction back and frees its locks; the rollback that cannot reach
+    it must not hide the load's error, and the stage goes on the next connection."""
+    server = tsql_driver.Server(fail_on="INSERT INTO [dw].[orders]", breaks=True)
+
+    with pytest.raises(sa.exc.DBAPIError, match="the server refused: INSERT INTO"):
+        load_partition(engine_for(PYODBC, server), "dw", "orders", DAY, orders())
+
+    lines = shapes(server)
+    failed = next(i for i, line in enumerate(lines) if line.startswith("INSERT INTO [dw].[orders] ("))
+    assert lines[failed + 1 : failed + 3] == ["DROP TABLE IF EXISTS [dw].[orders__stage_<id>]", "COMMIT"]
+
+
 def test_only_this_tables_stages_are_dropped_and_only_when_no_session_holds_them():
     server = tsql_driver.Server(tables=["rate%[x]__stage_0123456789ab", "rate%[x]__stage_report", "rate%[x]__stage_0123456789abc"])
 

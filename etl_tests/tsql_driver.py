@@ -27,6 +27,10 @@ class DatabaseError(Error):
     pass
 
 
+class LostConnection(DatabaseError):
+    pass
+
+
 @dataclass
 class Server:
     """What the fake server answers, and what it was sent. `tables` are the leftover stages it lists;
@@ -36,13 +40,15 @@ class Server:
     tables: list[str] = field(default_factory=list)
     refuse_bulk_copy: bool = False
     fail_on: str | None = None
+    # The failure also loses the connection it happened on: every later call on it fails, rollback included.
+    breaks: bool = False
     sent: list[tuple] = field(default_factory=list)
 
     def answer(self, sql: str) -> list[tuple] | None:
         lowered = sql.lower()
         if self.fail_on and self.fail_on in sql:
             self.fail_on = None
-            raise DatabaseError(f"the server refused: {sql[:60]}")
+            raise LostConnection(f"the server refused: {sql[:60]}") if self.breaks else DatabaseError(f"the server refused: {sql[:60]}")
         if "[information_schema].[schemata]" in lowered:
             return [("dbo",), *self.schemas()]
         if "output inserted." in lowered:
@@ -93,17 +99,23 @@ def _introspection(entry: tuple) -> bool:
 
 
 class Cursor:
-    def __init__(self, server: Server):
+    def __init__(self, server: Server, connection: "Connection"):
         self.server = server
+        self.connection = connection
         self.description = None
         self.rowcount = -1
         self.fast_executemany = False
         self._rows: list[tuple] = []
 
     def execute(self, sql: str, *params: Any) -> "Cursor":
+        self.connection.check_alive()
         parameters = tuple(params[0]) if len(params) == 1 and isinstance(params[0], (tuple, list)) else tuple(params)
         self.server.sent.append(("execute", sql, parameters))
-        rows = self.server.answer(sql)
+        try:
+            rows = self.server.answer(sql)
+        except LostConnection:
+            self.connection.broken = True
+            raise
         self.description = COLUMNS if rows is not None else None
         self._rows = list(rows or [])
         self.rowcount = len(self._rows) if rows is not None else 1
@@ -146,14 +158,21 @@ class Connection:
     def __init__(self, server: Server):
         self.server = server
         self.autocommit = False
+        self.broken = False
+
+    def check_alive(self) -> None:
+        if self.broken:
+            raise DatabaseError("Communication link failure")
 
     def cursor(self) -> Cursor:
-        return Cursor(self.server)
+        return Cursor(self.server, self)
 
     def commit(self) -> None:
+        self.check_alive()
         self.server.sent.append(("commit",))
 
     def rollback(self) -> None:
+        self.check_alive()
         self.server.sent.append(("rollback",))
 
     def close(self) -> None:
