@@ -40,7 +40,6 @@ ARRAY_ROWS = 10_000
 BULK_ROWS = 100_000
 TARGET_LOCK_TIMEOUT_MS = 15 * 60 * 1000
 APPLOCK_RESOURCE_LIMIT = 255
-UNBOUNDED = {sa.UnicodeText, sa.Text, sa.LargeBinary}
 
 
 class MssqlLoadError(RuntimeError):

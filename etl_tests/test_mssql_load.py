@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
 from etl_resources.audit import AuditRow, write_audit_rows
-from etl_resources.mssql_load import uses_bulk_copy
+from etl_resources.mssql_load import MssqlLoadError, uses_bulk_copy
 from etl_resources.warehouse import load_partition
 from etl_resources.write_modes import WriteModeError, check_indexable
 from etl_tests import tsql_driver
@@ -252,6 +252,17 @@ def test_a_connection_lost_mid_move_raises_the_loads_own_error_and_drops_the_sta
     lines = shapes(server)
     failed = next(i for i, line in enumerate(lines) if line.startswith("INSERT INTO [dw].[orders] ("))
     assert lines[failed + 1 : failed + 3] == ["DROP TABLE IF EXISTS [dw].[orders__stage_<id>]", "COMMIT"]
+
+
+def test_a_target_lock_held_past_the_wait_fails_naming_the_table_and_changes_nothing():
+    server = tsql_driver.Server(target_lock_code=-1)
+
+    with pytest.raises(MssqlLoadError, match=r"table dw.orders: SQL Server did not grant the app lock 'etl-load:dw.orders' \(sp_getapplock returned -1.*fix:"):
+        load_partition(engine_for(PYODBC, server), "dw", "orders", DAY, orders())
+
+    lines = shapes(server)
+    assert not [line for line in lines[lines.index(LOCK_TARGET) :] if line.startswith(("CREATE TABLE dw.orders ", "DELETE FROM [dw].[orders]", "INSERT INTO [dw].[orders] "))]
+    assert "DROP TABLE IF EXISTS [dw].[orders__stage_<id>]" in lines
 
 
 def test_only_this_tables_stages_are_dropped_and_only_when_no_session_holds_them():

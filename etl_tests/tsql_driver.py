@@ -42,6 +42,8 @@ class Server:
     fail_on: str | None = None
     # The failure also loses the connection it happened on: every later call on it fails, rollback included.
     breaks: bool = False
+    # sp_getapplock's answer when another session holds the target's lock for the whole wait.
+    target_lock_code: int = 0
     sent: list[tuple] = field(default_factory=list)
 
     def answer(self, sql: str) -> list[tuple] | None:
@@ -64,7 +66,7 @@ class Server:
         if "transaction_isolation_level" in lowered:
             return [("READ COMMITTED",)]
         if "select @granted" in lowered:
-            return [(0,)]
+            return [(self.target_lock_code if "@lockowner = 'transaction'" in lowered else 0,)]
         if "from sys.tables" in lowered:
             return [(name,) for name in self.tables]
         if lowered.lstrip().startswith(("select", "with")) or " select " in lowered and "insert" not in lowered and "update" not in lowered and "delete" not in lowered:
