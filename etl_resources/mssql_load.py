@@ -31,11 +31,10 @@ from sqlalchemy.dialects import mssql
 
 from etl_resources import warehouse_names
 from etl_resources.mssql_offset import at_utc, utc_naive
-from etl_resources.type_mapping import check_floats, polars_dtype
+from etl_resources.type_mapping import WarehouseTypeError, check_floats, polars_dtype
 from etl_resources.warehouse_schema import table_plan
-from etl_resources.write_modes import check_keys_present, ensure_keys_index
+from etl_resources.write_modes import ROW_NUMBER, WriteModeError, check_keys_present, ensure_keys_index
 
-ROW_NUMBER = "_etl_row"
 ARRAY_ROWS = 10_000
 BULK_ROWS = 100_000
 TARGET_LOCK_TIMEOUT_MS = 15 * 60 * 1000
@@ -95,14 +94,18 @@ def applock_resource(kind: str, schema: str | None, name: str) -> str:
     return f"{resource[: APPLOCK_RESOURCE_LIMIT - 41]}#{hashlib.sha1(resource.encode()).hexdigest()}"
 
 
-def applock_statement(owner: str, wait_ms: int) -> str:
-    """Take an exclusive app lock named by the one parameter; the result is sp_getapplock's code (< 0: not granted)."""
-    # NOCOUNT keeps row counts from coming back as results ahead of the SELECT; it is set back for the pool.
+def _getapplock(owner: str, wait_ms: int) -> str:
+    """An exclusive app lock named by a parameter, its code in @granted (< 0: not granted). NOCOUNT keeps row
+    counts from coming back as results ahead of the batch's SELECT; the batch sets it back for the pool."""
     return (
         "SET NOCOUNT ON; DECLARE @granted int; "
         f"EXEC @granted = sp_getapplock @Resource = ?, @LockMode = 'Exclusive', @LockOwner = '{owner}', @LockTimeout = {wait_ms}; "
-        "SET NOCOUNT OFF; SELECT @granted"
     )
+
+
+def applock_statement(owner: str, wait_ms: int) -> str:
+    """Take the lock; the result is sp_getapplock's code."""
+    return _getapplock(owner, wait_ms) + "SET NOCOUNT OFF; SELECT @granted"
 
 
 RELEASE_STAGE_LOCK = "EXEC sp_releaseapplock @Resource = ?, @LockOwner = 'Session'"
@@ -132,10 +135,9 @@ def like_prefix(prefix: str) -> str:
 def drop_if_unowned_statement(dialect: sa.Dialect, stage: sa.Table) -> str:
     """Drop a leftover stage only if its lock can be had at once, i.e. the load that made it is gone."""
     return (
-        "SET NOCOUNT ON; DECLARE @granted int; "
-        "EXEC @granted = sp_getapplock @Resource = ?, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 0; "
-        f"IF @granted >= 0 BEGIN DROP TABLE {table_sql(dialect, stage)}; EXEC sp_releaseapplock @Resource = ?, @LockOwner = 'Session'; END; "
-        "SET NOCOUNT OFF; SELECT @granted"
+        _getapplock("Session", 0)
+        + f"IF @granted >= 0 BEGIN DROP TABLE {table_sql(dialect, stage)}; EXEC sp_releaseapplock @Resource = ?, @LockOwner = 'Session'; END; "
+        + "SET NOCOUNT OFF; SELECT @granted"
     )
 
 
@@ -248,8 +250,7 @@ def load_day(
         for statement in ddl:
             if isinstance(statement, sa.schema.CreateSchema):
                 conn.execute(statement)
-        copied = [name for name in frame_schema.names() if name not in ("_loaded_at", "_partition")]
-        day = DayLoad(planned, stage_for(planned, copied, uuid.uuid4().hex[: warehouse_names.STAGE_ID_DIGITS]), partition_key, dt.datetime.now(dt.UTC), write_mode, keys)
+        day = DayLoad(planned, stage_for(planned, frame_schema.names(), uuid.uuid4().hex[: warehouse_names.STAGE_ID_DIGITS]), partition_key, dt.datetime.now(dt.UTC), write_mode, keys)
         # No schema is the login's default one, which a target written with that schema's name must share locks with.
         lock_schema = planned.schema or conn.dialect.default_schema_name
         stage_lock = applock_resource("stage", lock_schema, day.stage.name)
@@ -277,6 +278,8 @@ def _fill(conn: sa.Connection, day: DayLoad, frame: pl.LazyFrame, batches, log) 
         try:
             bulk_fill(conn, day.stage, staged_batches(batches(frame, BULK_ROWS), day))
             return
+        except (WarehouseTypeError, WriteModeError):
+            raise  # the day's own values, which parameter arrays would refuse the same way
         except Exception as error:  # noqa: BLE001 - a server or endpoint without bulk load gets the slower path
             if log:
                 log.warning(f"{day.target.fullname} {day.partition_key}: the bulk copy was refused ({error}); loading by parameter arrays instead")
