@@ -130,8 +130,7 @@ def load_stage(dialect: str, table: str, load_id: str) -> str:
 
 def is_load_stage(dialect: str, table: str, name: str) -> bool:
     """Whether `name` is a stage a load of `table` makes (its prefix, then exactly the id's hex digits)."""
-    prefix = load_stage_prefix(dialect, table)
-    return name.startswith(prefix) and re.fullmatch(f"[0-9a-f]{{{STAGE_ID_DIGITS}}}", name[len(prefix) :]) is not None
+    return Generated("load staging table", load_stage_prefix(dialect, table), load_id=True).matches(naming(dialect), name)
 
 
 def sql_text(statement: str) -> sa.TextClause:
