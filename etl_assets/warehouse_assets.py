@@ -85,12 +85,14 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
             except (WarehouseNameError, WarehouseTypeError) as err:
                 message = f"source '{source.name}', {key}: {err}"
                 record_audit(context, warehouse, source, key, "load", started, error=dg.Failure(description=message))
-                failed[key], errors = message, [*errors, err]
+                failed[key] = message
+                errors.append(err)
                 continue
             except Exception as err:
                 record_audit(context, warehouse, source, key, "load", started, error=err)
                 context.log.error(f"{target.qualified} {key}: load failed, the day keeps its previous rows: {type(err).__name__}: {err}")
-                failed[key], errors = f"{type(err).__name__}: {err}", [*errors, err]
+                failed[key] = f"{type(err).__name__}: {err}"
+                errors.append(err)
                 continue
             record_audit(context, warehouse, source, key, "load", started, rows=result.rows, files=result.files)
             if result.added_columns:

@@ -9,6 +9,10 @@ PROGRESS_INTERVAL_SECONDS = 10.0
 class Progress:
     def __init__(self, log: logging.Logger | None, label: str, interval: float = PROGRESS_INTERVAL_SECONDS):
         self.log, self.label, self.interval = log, label, interval
+        self.restart()
+
+    def restart(self) -> None:
+        """Count from zero again, for work that starts over."""
         self.started = self.last = time.monotonic()
         self.rows = 0
 

@@ -105,24 +105,7 @@ def replace_partition(
     `frame` carries a `_source_file` column. Table creation, new columns and the replace share one
     transaction, so a failed or killed load leaves the table as it was.
     """
-    _check_own_columns(engine, table_name, frame)
-    loaded_at = dt.datetime.now(dt.UTC)
-    frame = _nested_as_json(frame)
-    progress = Progress(log, f"{table_name} {partition_key}")
-    files: set[str] = set()
-    if engine.dialect.name == "mssql":
-        table, added = mssql_load.load_day(engine, schema, table_name, partition_key, frame, "replace_partition", (), _recounted(progress, files), log)
-    elif engine.dialect.name == "postgresql":
-        table, added = _replace_postgres(engine, schema, table_name, partition_key, frame, loaded_at, progress, files)
-    else:
-        frame = _with_lineage(frame, loaded_at, partition_key)
-        with engine.begin() as conn:
-            table, added = ensure_table(conn, schema, table_name, frame.collect_schema())
-            conn.execute(table.delete().where(table.c["_partition"] == partition_key))
-            insert_batches(conn, table, _counted(frame, INSERT_CHUNK_ROWS, progress, files))
-    if log:
-        log.info(f"{table.fullname} {partition_key}: loaded {progress.summary()}")
-    return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
+    return load_partition(engine, schema, table_name, partition_key, frame, "replace_partition", (), log)
 
 
 def load_partition(
@@ -136,8 +119,6 @@ def load_partition(
     log: logging.Logger | None = None,
 ) -> PartitionLoad:
     """Load one day by the target's write mode (see write_modes.py); all or nothing, like the replace."""
-    if write_mode == "replace_partition":
-        return replace_partition(engine, schema, table_name, partition_key, frame, log)
     _check_own_columns(engine, table_name, frame)
     frame = _nested_as_json(frame)
     missing = [key for key in keys if key not in frame.collect_schema().names()]
@@ -145,12 +126,15 @@ def load_partition(
         raise WriteModeError(f"{table_name} {partition_key}: merge keys {missing} are not columns of the source (fix: `target.keys` must name source columns)")
     progress = Progress(log, f"{table_name} {partition_key}")
     files: set[str] = set()
+    loaded_at = dt.datetime.now(dt.UTC)
     if engine.dialect.name == "mssql":
         table, added = mssql_load.load_day(engine, schema, table_name, partition_key, frame, write_mode, tuple(keys), _recounted(progress, files), log)
+    elif write_mode == "replace_partition" and engine.dialect.name == "postgresql":
+        table, added = _replace_postgres(engine, schema, table_name, partition_key, frame, loaded_at, progress, files)
     else:
-        table, added = _load_by_mode(engine, schema, table_name, partition_key, _with_lineage(frame, dt.datetime.now(dt.UTC), partition_key), write_mode, tuple(keys), progress, files)
+        table, added = _load_by_mode(engine, schema, table_name, partition_key, _with_lineage(frame, loaded_at, partition_key), write_mode, tuple(keys), progress, files)
     if log:
-        log.info(f"{table.fullname} {partition_key}: {write_mode} {progress.summary()}")
+        log.info(f"{table.fullname} {partition_key}: loaded ({write_mode}) {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
 
 
@@ -165,11 +149,15 @@ def _load_by_mode(
     progress: Progress,
     files: set[str],
 ) -> tuple[sa.Table, list[str]]:
-    """append and merge through SQLAlchemy, in one transaction."""
+    """Every mode through SQLAlchemy executemany (SQLite and others; PostgreSQL's append and merge), in one transaction."""
     with engine.begin() as conn:
-        table, added = ensure_table(conn, schema, table_name, frame.collect_schema(), partitioned=False, unique_keys=keys)
+        replace = write_mode == "replace_partition"
+        table, added = ensure_table(conn, schema, table_name, frame.collect_schema(), partitioned=replace, unique_keys=keys)
         batches = _counted(frame, INSERT_CHUNK_ROWS, progress, files)
-        if write_mode == "append":
+        if replace:
+            conn.execute(table.delete().where(table.c["_partition"] == partition_key))
+            insert_batches(conn, table, batches)
+        elif write_mode == "append":
             prepare_append(conn, table, partition_key)
             insert_batches(conn, table, batches)
         else:
@@ -185,7 +173,7 @@ def _recounted(progress: Progress, files: set[str]) -> Callable[[pl.LazyFrame, i
     """The frame's batches, counted from zero each time: a load that starts over (bulk copy refused) counts once."""
 
     def batches(frame: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
-        progress.rows = 0
+        progress.restart()
         files.clear()
         return _counted(frame, rows, progress, files)
 
