@@ -69,7 +69,7 @@ class Server:
             return [(self.target_lock_code if "@lockowner = 'transaction'" in lowered else 0,)]
         if "from sys.tables" in lowered:
             return [(name,) for name in self.tables]
-        if lowered.lstrip().startswith(("select", "with")) or " select " in lowered and "insert" not in lowered and "update" not in lowered and "delete" not in lowered:
+        if lowered.lstrip().startswith(("select", "with")):
             return []
         return None
 
