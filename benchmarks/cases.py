@@ -17,9 +17,9 @@ import sqlalchemy as sa
 
 from etl_assets.definitions import build_definitions
 from etl_assets.partitions import RANGE_START_TAG, range_tags
-from etl_assets.raw_assets import raw_dataset, raw_key, rejects_key
-from etl_assets.warehouse_assets import warehouse_key
-from etl_resources.config import AnySource, load_sources
+from etl_assets.assets.raw import raw_dataset, raw_key, rejects_key
+from etl_assets.assets.warehouse import warehouse_key
+from etl_resources.config.sources_file import AnySource, load_sources
 
 DAY = "2026-11-01"
 CONTRACT = """

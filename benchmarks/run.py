@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from etl_tests.servers import REPO, postgres_server
+from etl_tests.support.servers import REPO, postgres_server
 
 OUR_PYTHON = REPO / ".venv/bin/python"
 PEER_PYTHON = REPO / ".etl/bench-venv/bin/python"

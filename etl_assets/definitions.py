@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.alert_sensor import failure_alerts
+from etl_assets.automation.alert_sensor import failure_alerts
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database, ensure_demo_secret
 from etl_assets.kinds import database_kind
 from etl_assets.sources_component import SourcesComponent

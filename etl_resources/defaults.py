@@ -5,10 +5,10 @@ import os
 import dagster as dg
 
 from etl_resources.alerts import AlertWebhook
-from etl_resources.audit_queue import DEFAULT_AUDIT_QUEUE
-from etl_resources.lake_io_manager import DEFAULT_LAKE_URL, LakeIOManager
+from etl_resources.warehouse.audit_queue import DEFAULT_AUDIT_QUEUE
+from etl_resources.lake.io_manager import DEFAULT_LAKE_URL, LakeIOManager
 from etl_resources.secrets import SecretResolver
-from etl_resources.warehouse import DEFAULT_WAREHOUSE_URL, Warehouse
+from etl_resources.warehouse.resource import DEFAULT_WAREHOUSE_URL, Warehouse
 
 
 def _secret_env(name: str) -> dg.EnvVar | None:

@@ -15,11 +15,11 @@ from azure.storage.blob import ContainerClient
 
 from etl_assets.demo.events_api import DEMO_API_KEY
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
-from etl_resources.engines import create_engine
-from etl_tests.api_server import ApiServer, ApiState
-from etl_tests.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_schema, unique_schema
-from etl_tests.platform import Platform
-from etl_tests.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
+from etl_resources.databases.engines import create_engine
+from etl_tests.support.api_server import ApiServer, ApiState
+from etl_tests.support.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_schema, unique_schema
+from etl_tests.support.platform import Platform
+from etl_tests.support.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import json
 import subprocess
 
 from benchmarks.run import REPEATED
-from etl_tests.servers import REPO
+from etl_tests.support.servers import REPO
 
 ROWS = 20_000
 CASES = {

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from etl_tests.conftest import webhook_receiver
-from etl_tests.servers import dagster_dev_server
+from etl_tests.support.servers import dagster_dev_server
 
 LAUNCH_BACKFILL = """
 mutation($p: LaunchBackfillParams!) {

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from etl_assets.demo.events_api import DEMO_API_PORT
-from etl_tests.servers import REPO
+from etl_tests.support.servers import REPO
 
 @pytest.fixture
 def yesterday() -> str:

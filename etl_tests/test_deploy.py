@@ -9,7 +9,7 @@ import pytest
 import yaml
 from dagster._core.workspace.config_schema import process_workspace_config
 
-from etl_tests.servers import REPO
+from etl_tests.support.servers import REPO
 
 
 def test_the_dockerfile_passes_hadolint():

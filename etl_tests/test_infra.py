@@ -4,7 +4,7 @@ every skipped one with its reason, and the hardening the platform depends on amo
 import json
 import subprocess
 
-from etl_tests.servers import REPO
+from etl_tests.support.servers import REPO
 
 MUST_PASS = {
     ("CKV_AZURE_35", "Microsoft.Storage/storageAccounts.storage"),  # firewall default deny

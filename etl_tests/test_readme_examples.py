@@ -21,8 +21,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etl_resources.config import ColumnRule, Contract, FileSource, RestSource, SourcesConfigError, SqlSource, load_sources
-from etl_tests.servers import REPO
+from etl_resources.config.model import ColumnRule, Contract
+from etl_resources.config.sources_file import SourcesConfigError, load_sources
+from etl_resources.sources.files.model import FileSource
+from etl_resources.sources.rest.model import RestSource
+from etl_resources.sources.sql.model import SqlSource
+from etl_tests.support.servers import REPO
 
 README = REPO / "README.md"
 # A fence may be indented (inside a list item); its block ends at the next fence line.

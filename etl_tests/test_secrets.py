@@ -7,9 +7,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
 
 from etl_resources import secrets as secrets_module
-from etl_resources.config import SourcesConfigError
+from etl_resources.config.sources_file import SourcesConfigError
 from etl_resources.secrets import MissingSecretError, SecretStore, key_vault_client
-from etl_tests.test_quality_gate import DAY, EVENTS, events_yaml
+from etl_tests.checks.test_quality_gate import DAY, EVENTS, events_yaml
 
 VAULT = "https://etl-test.vault.azure.net/"
 

@@ -1,0 +1,180 @@
+"""Raw assets: each source's rows for a day, validated against its contract, stored as Parquet by the lake IO manager.
+
+One step per source materializes `raw/<source>_raw`, `rejects/<source>_rejects` (when a contract is declared)
+and runs the source's checks. Their lake folders stay `raw/<source>` and `rejects/<source>`.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+
+from etl_assets.assets.audit_events import record_audit
+from etl_assets.kinds import database_kind
+from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys, partition_window
+from etl_assets.checks.source_checks import REJECT_RATE, Tally, check_evaluations, check_specs
+from etl_resources.config.model import Contract, StepRetries
+from etl_resources.config.sources_file import AnySource
+from etl_resources.sources.files.model import FileSource
+from etl_resources.sources.sql.model import SqlSource
+from etl_resources.contract.rules import REJECT_SCHEMA, apply_contract
+from etl_resources.sources.files.extract import read_day
+from etl_resources.lake.io_manager import LAKE_DATASET, LakeIOManager, PartitionStream
+from etl_resources.sources.rest.extract import extract_rest
+from etl_resources.secrets import SecretResolver
+from etl_resources.sources.sql.extract import extract
+from etl_resources.warehouse.resource import Warehouse
+
+
+# The asset graph labels a node with its key's last segment only: the suffix tells a source's raw, rejects
+# and warehouse nodes apart when the source and its table share a name.
+def raw_key(source: AnySource) -> dg.AssetKey:
+    return dg.AssetKey(["raw", f"{source.name}_raw"])
+
+
+def rejects_key(source: AnySource) -> dg.AssetKey:
+    return dg.AssetKey(["rejects", f"{source.name}_rejects"])
+
+
+# The lake kept its layout when the keys gained their suffix, so lakes written before still load.
+def raw_dataset(source_name: str) -> str:
+    return f"raw/{source_name}"
+
+
+def rejects_dataset(source_name: str) -> str:
+    return f"rejects/{source_name}"
+
+
+def _batches(source: AnySource, secrets: SecretResolver, lake: LakeIOManager, window: tuple[dt.datetime, dt.datetime], log) -> Iterator[pl.DataFrame]:
+    if isinstance(source, SqlSource):
+        return extract(source, secrets.url(source.connection), window if source.mode == "incremental" else None)
+    if isinstance(source, FileSource):
+        return read_day(lake.landing(source.landing), source, window[0].date().isoformat(), log)
+    return extract_rest(source, secrets.store(), window, log)
+
+
+def source_kind(source: AnySource) -> str:
+    if isinstance(source, SqlSource):
+        return database_kind(source.connection)
+    if isinstance(source, FileSource):
+        return source.format or "files"
+    return "api"
+
+
+def _validated(frames: Iterator[pl.DataFrame], contract: Contract | None, partition_key: str, tally: Tally) -> Iterator[pl.DataFrame]:
+    for frame in frames:
+        split = apply_contract(contract, frame, tally.read, partition_key)
+        tally.read += frame.height
+        if split.rejects.height:
+            tally.rejects.append(split.rejects)
+        yield split.valid
+
+
+def _drain(stream: PartitionStream) -> None:
+    """Validate a day without storing it, when only its rejects are selected."""
+    try:
+        for _ in stream.frames:
+            pass
+    except Exception as err:
+        stream.on_failure(err)
+        raise
+
+
+def retry_policy(retries: StepRetries) -> dg.RetryPolicy | None:
+    """Re-running a failed extract is safe: every attempt commits its lake partition whole or not at all.
+    Only failures that may pass are retried (a lost connection, a server restarting; see transient.py)."""
+    if not retries.max_retries:
+        return None
+    backoff = dg.Backoff.EXPONENTIAL if retries.backoff == "exponential" else dg.Backoff.LINEAR
+    return dg.RetryPolicy(max_retries=retries.max_retries, delay=retries.delay_seconds, backoff=backoff, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def _one_or_many(by_key: dict):
+    return by_key if len(by_key) > 1 else next(iter(by_key.values()))
+
+
+def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
+    partitions_def = daily_partitions(source.start_date)
+    kind = source_kind(source)
+    outs = {
+        "raw": dg.AssetOut(
+            key=raw_key(source),
+            description=source.one_line_description,
+            kinds={kind, "parquet"},
+            group_name=source.group or source.name,
+            io_manager_key="lake_io_manager",
+            is_required=False,
+            metadata={"source": source.name, "kind": source.kind, LAKE_DATASET: raw_dataset(source.name)},
+            owners=source.owners,
+            tags=source.tags,
+        )
+    }
+    if source.contract is not None:
+        outs["rejects"] = dg.AssetOut(
+            key=rejects_key(source),
+            description=f"Rows of {source.name} that break its contract, each with its reasons and the original record.",
+            kinds={"parquet"},
+            group_name=source.group or source.name,
+            io_manager_key="lake_io_manager",
+            is_required=False,
+            metadata={LAKE_DATASET: rejects_dataset(source.name)},
+            owners=source.owners,
+            tags=source.tags,
+        )
+
+    @dg.multi_asset(
+        name=f"extract_{source.name}",
+        outs=outs,
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy(source.backfill_days_per_run),
+        check_specs=check_specs(source, raw_key(source), partitions_def),
+        retry_policy=retry_policy(source.step_retries),
+        # A backfill may pick raw and warehouse without rejects, or rejects alone.
+        can_subset=True,
+    )
+    def _extract(
+        context: dg.AssetExecutionContext,
+        secrets: SecretResolver,
+        warehouse: Warehouse,
+        lake_io_manager: dg.ResourceParam[LakeIOManager],
+    ):
+        started = dt.datetime.now(dt.UTC)
+        keys = existing_keys(context, partitions_def)
+        tallies = {key: Tally() for key in keys}
+        streams = {}
+        for key in keys:
+            window = partition_window(partitions_def, key)
+            if isinstance(source, SqlSource) and source.mode == "incremental":
+                context.log.info(f"{source.name} {key}: rows with {source.watermark_column} in [{window[0]:%Y-%m-%d %H:%M}, {window[1]:%Y-%m-%d %H:%M}) UTC")
+
+            def report(err: Exception, key: str = key) -> None:
+                record_audit(context, warehouse, source, key, "extract", started, error=err)
+
+            frames = _validated(_batches(source, secrets, lake_io_manager, window, context.log), source.contract, key, tallies[key])
+            streams[key] = PartitionStream(frames=frames, on_failure=report, retryable=lambda err: getattr(err, "transient", False))
+        selected = context.op_execution_context.selected_output_names
+        checks = {key.name for key in context.selected_asset_check_keys if key.asset_key == raw_key(source)}
+        if checks and "raw" not in selected:
+            raw = raw_key(source).to_user_string()
+            raise dg.Failure(description=f"the checks of {raw} judge the rows this step writes: select {raw} with them", allow_retries=False)
+        # Each Output is stored before this generator resumes, so the tallies are complete below.
+        if "raw" in selected:
+            yield dg.Output(_one_or_many(streams), output_name="raw")
+        else:
+            for stream in streams.values():
+                _drain(stream)
+        for key, tally in tallies.items():
+            if tally.rejected:
+                context.log.warning(f"{source.name} {key}: {tally.rejected:,} of {tally.read:,} rows rejected")
+        if "rejects" in selected:
+            rejects = {key: tally.rejects or [pl.DataFrame(schema=REJECT_SCHEMA)] for key, tally in tallies.items()}
+            yield dg.Output(_one_or_many(rejects), output_name="rejects")
+        evaluations = check_evaluations(source, context.instance, raw_key(source), lake_io_manager.lake(), raw_dataset(source.name), tallies, checks)
+        for evaluation in evaluations:
+            if not evaluation.passed and evaluation.check_name == REJECT_RATE:
+                # The load will not take this day; the audit log says why.
+                record_audit(context, warehouse, source, evaluation.partition, "check", started, error=evaluation.description, status="blocked")
+        yield from evaluations
+
+    return _extract
