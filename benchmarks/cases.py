@@ -15,10 +15,10 @@ import polars as pl
 import psycopg
 import sqlalchemy as sa
 
-from etl_assets.definitions import build_definitions
-from etl_assets.partitions import RANGE_START_TAG, range_tags
 from etl_assets.assets.raw import raw_dataset, raw_key, rejects_key
 from etl_assets.assets.warehouse import warehouse_key
+from etl_assets.definitions import build_definitions
+from etl_assets.partitions import RANGE_START_TAG, range_tags
 from etl_resources.config.sources_file import AnySource, load_sources
 
 DAY = "2026-11-01"
@@ -104,9 +104,9 @@ def ours_backfill(args: dict) -> dict:
     last = (dt.date.fromisoformat(first) + dt.timedelta(days=29)).isoformat()
     instance = dg.DagsterInstance.get()
     started = time.perf_counter()
-    result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance,
-                            selection=[raw_key(source), warehouse_key(source)],
-                            tags=range_tags(first, last))
+    result = dg.materialize(
+        list(defs.assets), resources=defs.resources, instance=instance, selection=[raw_key(source), warehouse_key(source)], tags=range_tags(first, last)
+    )
     seconds = time.perf_counter() - started
     runs = len(instance.get_run_records(dg.RunsFilter(tags={RANGE_START_TAG: first})))
     with sa.create_engine(args["warehouse"]).connect() as conn:

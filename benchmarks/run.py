@@ -182,8 +182,10 @@ def summarize(rows: int, repeat: int, results: dict[str, dict], source_sums, war
     print()
     for name, value in ratios.items():
         print(f"{name:<32}{value:>8.2f}x")
-    print(f"\n30-day single-run backfill: {backfill['partitions']} partitions, {backfill['runs']} run(s), "
-          f"{backfill['seconds']:.1f}s, {backfill['seconds'] / max(backfill['partitions'], 1):.2f}s per partition")
+    print(
+        f"\n30-day single-run backfill: {backfill['partitions']} partitions, {backfill['runs']} run(s), "
+        f"{backfill['seconds']:.1f}s, {backfill['seconds'] / max(backfill['partitions'], 1):.2f}s per partition"
+    )
     print(f"types survive (decimal(12,2), int32, UTC timestamps): {'yes' if types_ok else 'NO: ' + json.dumps(schema)}")
     print(f"row count and sums match the source: {'yes' if sums_ok else f'NO: {source_sums} vs {warehouse_sums}'}")
     return {"rows": rows, "repeat": repeat, "results": results, "ratios": ratios, "types_ok": types_ok, "sums_ok": sums_ok, "verified": types_ok and sums_ok}

@@ -4,15 +4,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.checks.freshness import freshness_checks, freshness_sensor
-from etl_assets.automation.landing_sensor import landing_sensor
 from etl_assets.assets.raw import build_raw_asset
 from etl_assets.assets.salesforce import build_export_asset, export_job_and_schedule
-from etl_assets.automation.schedules import source_job, source_schedule
 from etl_assets.assets.warehouse import build_warehouse_asset
+from etl_assets.automation.landing_sensor import landing_sensor
+from etl_assets.automation.schedules import source_job, source_schedule
+from etl_assets.checks.freshness import freshness_checks, freshness_sensor
 from etl_resources.config.sources_file import load_sources
-from etl_resources.sources.files.model import FileSource
 from etl_resources.secrets import DEFAULT_SECRETS_FILE, SecretStore
+from etl_resources.sources.files.model import FileSource
 
 
 class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):

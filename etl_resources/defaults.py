@@ -5,9 +5,9 @@ import os
 import dagster as dg
 
 from etl_resources.alerts import AlertWebhook
-from etl_resources.warehouse.audit_queue import DEFAULT_AUDIT_QUEUE
 from etl_resources.lake.io_manager import DEFAULT_LAKE_URL, LakeIOManager
 from etl_resources.secrets import SecretResolver
+from etl_resources.warehouse.audit_queue import DEFAULT_AUDIT_QUEUE
 from etl_resources.warehouse.resource import DEFAULT_WAREHOUSE_URL, Warehouse
 
 

@@ -153,7 +153,7 @@ class SecretStore:
         return places
 
     def missing_message(self, name: str) -> str:
-        fixes = [f"export {env_names(name)[-1]}=...", f"add `{name} = \"...\"` to that file"]
+        fixes = [f"export {env_names(name)[-1]}=...", f'add `{name} = "..."` to that file']
         if self.vault_url:
             fixes.insert(0, f"`az keyvault secret set --vault-name <vault> --name {vault_name(name)} --value ...`")
         return f"secret '{name}' not found; looked in {'; '.join(self.places(name))}. Fix: {', or '.join(fixes)}."

@@ -9,8 +9,16 @@ from etl_tests.support.servers import REPO
 
 ROWS = 20_000
 CASES = {
-    "copy_extract_floor", "ours_extract", "ours_extract_contract", "dlt_connectorx", "dlt_pyarrow",
-    "copy_load_floor", "ours_load", "dlt_load", "naive_executemany", "ours_backfill",
+    "copy_extract_floor",
+    "ours_extract",
+    "ours_extract_contract",
+    "dlt_connectorx",
+    "dlt_pyarrow",
+    "copy_load_floor",
+    "ours_load",
+    "dlt_load",
+    "naive_executemany",
+    "ours_backfill",
 }
 
 

@@ -91,8 +91,13 @@ def test_the_ui_lists_every_asset_of_the_demo(dagster_dev):
 
     nodes = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
     assert set(nodes) == {
-        "raw/shop_orders_raw", "raw/shop_customers_raw", "raw/ecom_events_raw", "rejects/ecom_events_rejects",
-        "warehouse/shop/orders", "warehouse/shop/customers", "warehouse/shop/events",
+        "raw/shop_orders_raw",
+        "raw/shop_customers_raw",
+        "raw/ecom_events_raw",
+        "rejects/ecom_events_rejects",
+        "warehouse/shop/orders",
+        "warehouse/shop/customers",
+        "warehouse/shop/events",
     }
     assert all(node["isPartitioned"] and node["groupName"] == "shop" for node in nodes.values())
     labels = graph_labels_by_source(data["assetNodes"])

@@ -13,6 +13,7 @@ import pytest
 from etl_assets.demo.events_api import DEMO_API_PORT
 from etl_tests.support.servers import REPO
 
+
 @pytest.fixture
 def yesterday() -> str:
     """Read per test, not at import: a suite that runs past midnight UTC would otherwise expect the wrong days."""
@@ -93,10 +94,14 @@ def test_rematerializing_a_partition_leaves_the_same_rows(platform, demo_sources
     assert rows == [(expected, expected)]
     assert platform.query(defs, "SELECT COUNT(*) FROM customers") == [(200,)]
     audit = platform.query(defs, "SELECT source_name, step, status, rows_loaded FROM etl_audit_log WHERE partition_key = :p ORDER BY id", p=yesterday)
-    assert audit == [
-        ("shop_customers", "load", "success", 200),
-        ("shop_orders", "load", "success", expected),
-    ] * 2
+    assert (
+        audit
+        == [
+            ("shop_customers", "load", "success", 200),
+            ("shop_orders", "load", "success", expected),
+        ]
+        * 2
+    )
 
 
 def test_a_lake_written_before_the_keys_gained_their_suffix_is_read_by_the_new_keys(platform, workdir, demo_sources, yesterday):
@@ -104,8 +109,9 @@ def test_a_lake_written_before_the_keys_gained_their_suffix_is_read_by_the_new_k
     defs = platform.configure(demo_sources)
     # Another instance writes the day, as the old keys did: this one has no record of it.
     with dg.instance_for_test() as before_upgrade:
-        raw = dg.materialize(list(defs.assets), resources=defs.resources, instance=before_upgrade, partition_key=yesterday,
-                             selection=[dg.AssetKey(["raw", "shop_orders_raw"])])
+        raw = dg.materialize(
+            list(defs.assets), resources=defs.resources, instance=before_upgrade, partition_key=yesterday, selection=[dg.AssetKey(["raw", "shop_orders_raw"])]
+        )
     partition = workdir / f".etl/lake/raw/shop_orders/date={yesterday}"
     assert len(list(partition.glob("part-*.parquet"))) == 1 and (partition / "_manifest.json").is_file()
     assert raw.asset_materializations_for_node("extract_shop_orders")[0].metadata["lake_path"].value == str(partition)
@@ -149,5 +155,8 @@ def test_the_demo_loads_into_a_real_sql_server(platform, demo_sources, yesterday
     platform.materialize(defs, yesterday, selection=["warehouse/shop/orders"])
 
     assert result.success
-    assert platform.query(defs, "SELECT COUNT(*) FROM shop.orders WHERE _partition = :day", day=yesterday)[0][0] == platform.manifest(defs, "raw/shop_orders", yesterday)["rows"]
+    assert (
+        platform.query(defs, "SELECT COUNT(*) FROM shop.orders WHERE _partition = :day", day=yesterday)[0][0]
+        == platform.manifest(defs, "raw/shop_orders", yesterday)["rows"]
+    )
     assert [row[:2] for row in platform.query(defs, "SELECT step, status FROM etl_audit_log ORDER BY id")][-2:] == [("load", "success"), ("load", "success")]

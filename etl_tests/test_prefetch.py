@@ -25,8 +25,7 @@ def test_stopping_early_closes_the_source():
 
     def source():
         try:
-            for i in range(10_000):
-                yield i
+            yield from range(10_000)
         finally:
             closed.set()
 

@@ -41,9 +41,7 @@ MINIMAL = {
 def yaml_blocks(text: str) -> list[tuple[int, str]]:
     """(line in the README, text) of every fenced block marked yaml or yml."""
     return [
-        (text.count("\n", 0, match.start()) + 1, textwrap.dedent(match["body"]))
-        for match in FENCE.finditer(text)
-        if match["lang"].lower() in {"yaml", "yml"}
+        (text.count("\n", 0, match.start()) + 1, textwrap.dedent(match["body"])) for match in FENCE.finditer(text) if match["lang"].lower() in {"yaml", "yml"}
     ]
 
 

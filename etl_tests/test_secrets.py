@@ -80,8 +80,13 @@ def test_a_missing_secret_names_every_place_searched(secrets_file):
         store.require("warehouse-password")
 
     message = str(caught.value)
-    for place in (f"Key Vault {VAULT} (secret warehouse-password)", "environment variable warehouse-password",
-                  "environment variable WAREHOUSE_PASSWORD", f"secrets file {secrets_file.resolve()}", "az keyvault secret set"):
+    for place in (
+        f"Key Vault {VAULT} (secret warehouse-password)",
+        "environment variable warehouse-password",
+        "environment variable WAREHOUSE_PASSWORD",
+        f"secrets file {secrets_file.resolve()}",
+        "az keyvault secret set",
+    ):
         assert place in message
 
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_resources.warehouse.audit import AuditRow, write_audit_rows
-from etl_resources.warehouse.audit_queue import enqueue, replay
 from etl_resources.config.sources_file import AnySource
 from etl_resources.salesforce.model import SalesforceExport
 from etl_resources.secrets import redact
+from etl_resources.warehouse.audit import AuditRow, write_audit_rows
+from etl_resources.warehouse.audit_queue import enqueue, replay
 from etl_resources.warehouse.resource import Warehouse
 
 

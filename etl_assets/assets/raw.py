@@ -11,19 +11,19 @@ import dagster as dg
 import polars as pl
 
 from etl_assets.assets.audit_events import record_audit
+from etl_assets.checks.source_checks import REJECT_RATE, Tally, check_evaluations, check_specs
 from etl_assets.kinds import database_kind
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys, partition_window
-from etl_assets.checks.source_checks import REJECT_RATE, Tally, check_evaluations, check_specs
 from etl_resources.config.model import Contract, StepRetries
 from etl_resources.config.sources_file import AnySource
-from etl_resources.sources.files.model import FileSource
-from etl_resources.sources.sql.model import SqlSource
 from etl_resources.contract.rules import REJECT_SCHEMA, apply_contract
-from etl_resources.sources.files.extract import read_day
 from etl_resources.lake.io_manager import LAKE_DATASET, LakeIOManager, PartitionStream
-from etl_resources.sources.rest.extract import extract_rest
 from etl_resources.secrets import SecretResolver
+from etl_resources.sources.files.extract import read_day
+from etl_resources.sources.files.model import FileSource
+from etl_resources.sources.rest.extract import extract_rest
 from etl_resources.sources.sql.extract import extract
+from etl_resources.sources.sql.model import SqlSource
 from etl_resources.warehouse.resource import Warehouse
 
 

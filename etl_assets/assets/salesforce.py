@@ -13,12 +13,12 @@ import polars as pl
 import sqlalchemy as sa
 
 from etl_assets.assets.audit_events import record_audit
+from etl_assets.assets.warehouse import warehouse_key
 from etl_assets.checks.gate import source_gate_failures
 from etl_assets.partitions import weekly_partitions
-from etl_assets.assets.warehouse import warehouse_key
 from etl_resources.config.sources_file import AnySource
-from etl_resources.salesforce.model import SalesforceConnection, SalesforceExport
 from etl_resources.salesforce.client import BulkClient
+from etl_resources.salesforce.model import SalesforceConnection, SalesforceExport
 from etl_resources.secrets import SecretResolver
 from etl_resources.warehouse.resource import Warehouse
 
@@ -103,8 +103,14 @@ def export_job_and_schedule(export: SalesforceExport):
     if export.schedule is None:
         return job, None
 
-    @dg.schedule(name=f"{export.name}_schedule", cron_schedule=export.schedule, job=job, execution_timezone="UTC",
-                 default_status=dg.DefaultScheduleStatus.RUNNING, description=f"{export.name}: the last complete week (Monday to Sunday, UTC).")
+    @dg.schedule(
+        name=f"{export.name}_schedule",
+        cron_schedule=export.schedule,
+        job=job,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"{export.name}: the last complete week (Monday to Sunday, UTC).",
+    )
     def _schedule(context: dg.ScheduleEvaluationContext):
         today = context.scheduled_execution_time.astimezone(dt.UTC).date()
         monday = today - dt.timedelta(days=today.weekday() + 7)

@@ -10,13 +10,13 @@ import dagster as dg
 import sqlalchemy as sa
 
 from etl_assets.assets.audit_events import record_audit
+from etl_assets.assets.raw import raw_key, rejects_key
 from etl_assets.checks.gate import gate_refusals
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys
-from etl_assets.assets.raw import raw_key, rejects_key
 from etl_resources.config.sources_file import AnySource
 from etl_resources.databases.type_mapping import WarehouseTypeError
-from etl_resources.warehouse.resource import Warehouse, load_partition
 from etl_resources.warehouse.names import WarehouseNameError
+from etl_resources.warehouse.resource import Warehouse, load_partition
 from etl_resources.warehouse.schema import effective_schema
 
 # Every load holds a warehouse connection; the instance's pool limit caps them across all runs.
@@ -50,7 +50,10 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
 
     @dg.asset(
         key=warehouse_key(source),
-        description=f"{target.qualified} in the warehouse: each day of {raw_key(source).to_user_string()}, {WRITE_MODE_PHRASES[target.write_mode].format(keys=', '.join(target.keys))}.",
+        description=(
+            f"{target.qualified} in the warehouse: each day of {raw_key(source).to_user_string()}, "
+            f"{WRITE_MODE_PHRASES[target.write_mode].format(keys=', '.join(target.keys))}."
+        ),
         ins={"partition": dg.AssetIn(key=raw_key(source))},
         partitions_def=partitions_def,
         backfill_policy=backfill_policy(source.backfill_days_per_run),

@@ -59,7 +59,8 @@ def _run_alert(record: dg.EventLogRecord, run: dg.DagsterRun | None, planned: li
     assets = sorted(key.to_user_string() for key in planned)
     reason = "\n".join([record.event_log_entry.dagster_event.message or "run failed", *steps])
     return {
-        "text": f"Run {record.run_id[:8]} failed ({', '.join(assets) or (run.job_name if run else '')}, {_partition(run) or 'unpartitioned'}): {reason} {webhook.run_link(record.run_id)}",
+        "text": f"Run {record.run_id[:8]} failed ({', '.join(assets) or (run.job_name if run else '')}, "
+        f"{_partition(run) or 'unpartitioned'}): {reason} {webhook.run_link(record.run_id)}",
         "kind": "run_failure",
         "asset": ", ".join(assets) or None,
         "partition": _partition(run),

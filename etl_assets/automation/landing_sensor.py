@@ -11,9 +11,9 @@ import json
 import dagster as dg
 
 from etl_assets.partitions import daily_partitions
-from etl_resources.sources.files.model import FileSource
-from etl_resources.sources.files.extract import landing_files
 from etl_resources.lake.io_manager import LakeIOManager
+from etl_resources.sources.files.extract import landing_files
+from etl_resources.sources.files.model import FileSource
 
 LANDING_FILE_TAG = "etl/landing_files"
 
@@ -37,7 +37,9 @@ def landing_sensor(source: FileSource, job) -> dg.SensorDefinition:
             if seen.get(file.name) == file.version:
                 cursor[file.name] = file.version
             elif file.day is None:
-                context.log.warning(f"{source.name}: landing file {file.name} has no date matching {source.date_pattern!r}; skipped (fix: rename it or set `date_pattern`)")
+                context.log.warning(
+                    f"{source.name}: landing file {file.name} has no date matching {source.date_pattern!r}; skipped (fix: rename it or set `date_pattern`)"
+                )
                 cursor[file.name] = file.version
             elif not partitions_def.has_partition_key(file.day):
                 context.log.info(f"{source.name}: {file.name} is for {file.day}, which is not a closed day since {source.start_date}; waiting")

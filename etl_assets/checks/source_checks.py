@@ -70,14 +70,7 @@ def check_specs(source: AnySource, asset_key: dg.AssetKey, partitions_def: dg.Pa
 def top_reasons(rejects: list[pl.DataFrame], limit: int = 5) -> dict[str, int]:
     if not rejects:
         return {}
-    counts = (
-        pl.concat(rejects)
-        .select(pl.col("errors").explode().struct.unnest())
-        .group_by("field", "reason")
-        .len()
-        .sort("len", descending=True)
-        .head(limit)
-    )
+    counts = pl.concat(rejects).select(pl.col("errors").explode().struct.unnest()).group_by("field", "reason").len().sort("len", descending=True).head(limit)
     return {f"{row['field']}: {row['reason']}": row["len"] for row in counts.to_dicts()}
 
 
@@ -136,7 +129,9 @@ def schema_verdict(lake: Lake, dataset: str, day: str, current: dict) -> dg.Asse
     previous_key = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
     previous = read_manifest(lake, dataset, previous_key)
     if previous is None or "schema" not in previous:
-        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, description="no earlier day to compare with", metadata={"compared_with": "none"})
+        return dg.AssetCheckResult(
+            passed=True, severity=dg.AssetCheckSeverity.WARN, description="no earlier day to compare with", metadata={"compared_with": "none"}
+        )
     before, after = previous["schema"], current["schema"]
     diff = {
         "added": {c: t for c, t in after.items() if c not in before},
@@ -190,9 +185,9 @@ def check_evaluations(
                     severity=verdict.severity,
                     description=verdict.description,
                     metadata=verdict.metadata,
-                    target_materialization_data=None if target is None else AssetCheckEvaluationTargetMaterializationData(
-                        storage_id=target.storage_id, run_id=target.run_id, timestamp=target.timestamp
-                    ),
+                    target_materialization_data=None
+                    if target is None
+                    else AssetCheckEvaluationTargetMaterializationData(storage_id=target.storage_id, run_id=target.run_id, timestamp=target.timestamp),
                 )
             )
     return evaluations

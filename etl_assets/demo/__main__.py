@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from etl_assets.definitions import defs
 from etl_assets.demo.events_api import DEMO_API_PORT, serve
 from etl_assets.partitions import range_tags
-from etl_resources.warehouse.audit import audit_log
-from etl_resources.lake.store import Lake, read_manifest
 from etl_resources.lake.io_manager import dataset_name
+from etl_resources.lake.store import Lake, read_manifest
+from etl_resources.warehouse.audit import audit_log
 from etl_resources.warehouse.resource import Warehouse
 from etl_resources.warehouse.schema import effective_schema
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from etl_resources.config.sources_file import AnySource, SourcesConfigError, SourcesFile, load_sources
 from etl_resources.config.excel import WorkbookError, read_rows, row_of, source_of, write_workbook
+from etl_resources.config.sources_file import AnySource, SourcesConfigError, SourcesFile, load_sources
 from etl_resources.secrets import DEFAULT_SECRETS_FILE, KEY_VAULT_URL_ENV, SecretStore
 from etl_resources.warehouse.resource import DEFAULT_WAREHOUSE_URL
 
@@ -75,7 +75,7 @@ def summary(sources: SourcesFile) -> str:
         name = source.name if source.enabled else f"{source.name} (disabled)"
         rows.append((name, source.kind, _what(source), source.schedule or "none", target, _checks(source)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows]
     return "\n".join(lines)
 
 
@@ -133,7 +133,9 @@ def _convert(source: Path, target: Path) -> int:
         sources = load_sources(source, None)
         if to_workbook:
             if sources.exports:
-                raise WorkbookError(f"{source}: exports ({', '.join(e.name for e in sources.exports)}) have no sheet in a workbook (fix: keep this file in YAML)")
+                raise WorkbookError(
+                    f"{source}: exports ({', '.join(e.name for e in sources.exports)}) have no sheet in a workbook (fix: keep this file in YAML)"
+                )
             write_workbook(target, [row_of(entry) for entry in sources.sources])
         else:
             raw = {"sources": [source_of(row) for row in read_rows(source)]}

@@ -53,10 +53,24 @@ COLUMNS = (
 BY_NAME = {column.name: column for column in COLUMNS}
 # Where each model field comes from, for pointing a validation error at its cell.
 FIELD_COLUMNS = {
-    "name": "name", "connection": "source_name", "table": "table_name", "mode": "load_type", "watermark_column": "watermark_column",
-    "start_date": "start_date", "target": "target_table", "target.table": "target_table", "target.schema": "target_schema",
-    "target.write_mode": "write_mode", "target.keys": "merge_keys", "schedule": "schedule", "enabled": "enabled",
-    "base_url": "base_url", "path": "api_endpoint", "auth": "auth", "auth.value": "source_name", "kind": "source_type",
+    "name": "name",
+    "connection": "source_name",
+    "table": "table_name",
+    "mode": "load_type",
+    "watermark_column": "watermark_column",
+    "start_date": "start_date",
+    "target": "target_table",
+    "target.table": "target_table",
+    "target.schema": "target_schema",
+    "target.write_mode": "write_mode",
+    "target.keys": "merge_keys",
+    "schedule": "schedule",
+    "enabled": "enabled",
+    "base_url": "base_url",
+    "path": "api_endpoint",
+    "auth": "auth",
+    "auth.value": "source_name",
+    "kind": "source_type",
 }
 
 # The other way round, for the columns whose values are checked before the model sees them.
@@ -88,7 +102,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     except (zipfile.BadZipFile, KeyError, OSError) as err:
         raise WorkbookError(_not_a_workbook(path, err)) from None
     if SHEET not in workbook.sheetnames:
-        raise WorkbookError(f"workbook {path.resolve()} has no sheet '{SHEET}' (sheets: {', '.join(workbook.sheetnames)}; fix: name the job list's sheet '{SHEET}')")
+        raise WorkbookError(
+            f"workbook {path.resolve()} has no sheet '{SHEET}' (sheets: {', '.join(workbook.sheetnames)}; fix: name the job list's sheet '{SHEET}')"
+        )
     rows = list(workbook[SHEET].iter_rows(values_only=True))
     if not rows:
         raise WorkbookError(f"workbook {path.resolve()}, sheet '{SHEET}' is empty (fix: start from `etl-config template`)")
@@ -98,11 +114,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     if unknown or missing:
         problems = ([f"unknown {', '.join(unknown)}"] if unknown else []) + ([f"missing required column(s) {', '.join(missing)}"] if missing else [])
         raise WorkbookError(f"workbook {path.resolve()}, sheet '{SHEET}', row 1: {'; '.join(problems)} (fix: the columns are {', '.join(BY_NAME)})")
-    return [
-        {name: cell_text(value) for name, value in zip(header, row) if name}
-        for row in rows[1:]
-        if any(cell_text(value) for value in row)
-    ]
+    return [{name: cell_text(value) for name, value in zip(header, row, strict=False) if name} for row in rows[1:] if any(cell_text(value) for value in row)]
 
 
 def _not_a_workbook(path: Path, err: Exception) -> str:
@@ -217,10 +229,16 @@ def row_of(source) -> dict[str, str]:
         what = f"fields {', '.join(extra)}" if extra else f"kind {source.kind}"
         raise WorkbookError(f"source '{source.name}': {what} have no column in the workbook (fix: keep this source in YAML)")
     secret = "api-key" if source.kind == "rest" else "connection"
-    reference = source.connection if source.kind == "sql" else (source.auth.value if source.auth and source.auth.type == "api_key" else getattr(source.auth, "token", None))
-    source_name = reference[2:-len(f"-{secret}}}")] if reference and reference.startswith("${") and reference.endswith(f"-{secret}}}") else None
+    reference = (
+        source.connection
+        if source.kind == "sql"
+        else (source.auth.value if source.auth and source.auth.type == "api_key" else getattr(source.auth, "token", None))
+    )
+    source_name = reference[2 : -len(f"-{secret}}}")] if reference and reference.startswith("${") and reference.endswith(f"-{secret}}}") else None
     if reference and source_name is None:
-        raise WorkbookError(f"source '{source.name}': a workbook takes its secret as ${{<source_name>-{secret}}}, not {reference!r} (fix: store it under that name)")
+        raise WorkbookError(
+            f"source '{source.name}': a workbook takes its secret as ${{<source_name>-{secret}}}, not {reference!r} (fix: store it under that name)"
+        )
     source_name = source_name or source.name
     row = {"source_name": source_name, "name": source.name, "start_date": source.start_date.isoformat()}
     if source.kind == "sql":

@@ -14,7 +14,6 @@ SourceName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")
 QualifiedTable = Annotated[str, StringConstraints(pattern=r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$")]
 
 
-
 def _cron(value: str) -> str:
     from dagster._utils.schedules import is_valid_cron_string
 

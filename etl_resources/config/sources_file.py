@@ -229,11 +229,13 @@ def _future_start_problems(raw: dict) -> list[Problem]:
             if entry.get("enabled", True) is False or start <= today:
                 continue
             name_part = f"{label} '{entry['name']}' ({section}[{index}])" if entry.get("name") else f"{section}[{index}]"
-            problems.append((
-                (section, index, "start_date"),
-                f"{name_part}, field 'start_date': {start} is in the future (today, UTC, is {today}), so it has no day to load yet "
-                f"(fix: set start_date to {today} or earlier{'' if section == 'exports' else ', or enabled: false until then'})",
-            ))
+            problems.append(
+                (
+                    (section, index, "start_date"),
+                    f"{name_part}, field 'start_date': {start} is in the future (today, UTC, is {today}), so it has no day to load yet "
+                    f"(fix: set start_date to {today} or earlier{'' if section == 'exports' else ', or enabled: false until then'})",
+                )
+            )
     return problems
 
 
@@ -246,9 +248,13 @@ def _text(path: Path) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
     if data.startswith(b"PK\x03\x04"):
-        raise SourcesConfigError(f"sources file {path.resolve()} is a zip archive, such as an Excel workbook, not YAML text (fix: a workbook needs the extension .xlsx)")
+        raise SourcesConfigError(
+            f"sources file {path.resolve()} is a zip archive, such as an Excel workbook, not YAML text (fix: a workbook needs the extension .xlsx)"
+        )
     if b"\x00" in data:
-        raise SourcesConfigError(f"sources file {path.resolve()} is a binary file, not YAML text (fix: point ETL_SOURCES_FILE at the sources YAML; save text as UTF-8)")
+        raise SourcesConfigError(
+            f"sources file {path.resolve()} is a binary file, not YAML text (fix: point ETL_SOURCES_FILE at the sources YAML; save text as UTF-8)"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -267,7 +273,9 @@ def _yaml(path: Path) -> tuple[dict, list[Problem], Callable[[tuple], str]]:
     except yaml.YAMLError as err:
         raise SourcesConfigError(f"sources file {path.resolve()} is not valid YAML: {err}") from None
     if raw is None:
-        raise SourcesConfigError(f"sources file {path.resolve()} is empty (fix: start it with `sources:` and a source, as in the README's section 'Sources file')")
+        raise SourcesConfigError(
+            f"sources file {path.resolve()} is empty (fix: start it with `sources:` and a source, as in the README's section 'Sources file')"
+        )
     if not isinstance(raw, dict):
         what = "a list" if isinstance(raw, list) else f"the single value {str(raw)[:40]!r}"
         fix = "put `sources:` on the first line and indent the list under it" if isinstance(raw, list) else "start it with `sources:` and a source"

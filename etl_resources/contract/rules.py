@@ -142,12 +142,16 @@ def apply_contract(contract: Contract | None, frame: pl.DataFrame, row_offset: i
     valid = frame.filter(~pl.col("__broken")).select(columns)
     record = pl.col(RECORD_COLUMN) if RECORD_COLUMN in frame.columns else pl.struct(c for c in frame.columns if not c.startswith("__")).struct.json_encode()
     errors = pl.concat_list(r.error() for r in rules).list.drop_nulls()
-    rejects = frame.filter(pl.col("__broken")).with_columns(errors.alias("__errors")).select(
-        pl.col("__row").cast(pl.Int64).alias("row_index"),
-        pl.col("__errors").cast(pl.List(ERROR)).alias("errors"),
-        pl.col("__errors").list.len().alias("error_count"),
-        record.alias("record"),
-        pl.lit(dt.datetime.now(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("rejected_at"),
-        pl.lit(partition_key).alias("partition"),
+    rejects = (
+        frame.filter(pl.col("__broken"))
+        .with_columns(errors.alias("__errors"))
+        .select(
+            pl.col("__row").cast(pl.Int64).alias("row_index"),
+            pl.col("__errors").cast(pl.List(ERROR)).alias("errors"),
+            pl.col("__errors").list.len().alias("error_count"),
+            record.alias("record"),
+            pl.lit(dt.datetime.now(dt.UTC)).cast(pl.Datetime("us", "UTC")).alias("rejected_at"),
+            pl.lit(partition_key).alias("partition"),
+        )
     )
     return Split(valid=valid, rejects=rejects)

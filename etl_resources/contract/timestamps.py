@@ -30,7 +30,8 @@ NUMBER_REASON = "type: a number is not a timestamp (fix: declare format: epoch_s
 
 # Directives polars (chrono) accepts but reads wrongly for what people mean by them, each with its fix.
 MISREAD_DIRECTIVES = {
-    "%Z": "a zone name is not read, an offset after it would be ignored; write the name as literal text (e.g. ' UTC') and set `timezone`, or read offsets with %z",
+    "%Z": "a zone name is not read, an offset after it would be ignored; write the "
+    "name as literal text (e.g. ' UTC') and set `timezone`, or read offsets with %z",
     "%f": "chrono reads %f as nanoseconds, so .123456 would become 123 µs; use %.f (the dot and any digits) or %6f",
     "%9f": "nine digits without their dot cannot be checked for a loss below microseconds; use %.9f",
     "%s": "for seconds since 1970 use format: epoch_s",
@@ -249,12 +250,19 @@ def parse_date(value: pl.Expr, source: pl.DataType, fmt: str | None) -> Parsed:
         if fmt:
             return Parsed(value.str.to_date(fmt, strict=False), pl.lit(f"type: does not match format {fmt!r}"))
         parsed = pl.when(value.str.contains(ISO_DATE)).then(value.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False))
-        return Parsed(parsed, pl.lit("type: not a date; expected YYYY-MM-DD such as 2026-11-10 (fix: declare `format:` for other spellings; a time of day needs type: timestamp)"))
+        return Parsed(
+            parsed,
+            pl.lit(
+                "type: not a date; expected YYYY-MM-DD such as 2026-11-10 (fix: declare `format:` for other spellings; a time of day needs type: timestamp)"
+            ),
+        )
     if source == pl.Date:
         return Parsed(value, pl.lit("type: not a valid date"))
     if isinstance(source, pl.Datetime):
         naive = value.dt.convert_time_zone("UTC").dt.replace_time_zone(None) if source.time_zone else value
         midnight = naive == naive.dt.truncate("1d")
         return Parsed(pl.when(midnight).then(naive.dt.date()), pl.lit("type: has a time of day, which a date column would drop (fix: type: timestamp)"))
-    reason = "type: a number is not a date (fix: send YYYY-MM-DD text, or declare type: int)" if source.is_numeric() else f"type: a {source} value is not a date"
+    reason = (
+        "type: a number is not a date (fix: send YYYY-MM-DD text, or declare type: int)" if source.is_numeric() else f"type: a {source} value is not a date"
+    )
     return Parsed(pl.lit(None, pl.Date), pl.lit(reason))

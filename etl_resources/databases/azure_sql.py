@@ -41,7 +41,13 @@ def query_keys(url: sa.URL) -> set[str]:
 
 def uses_entra_token(url: sa.URL) -> bool:
     keys = query_keys(url)
-    return url.get_backend_name() == "mssql" and url.get_driver_name() == "pyodbc" and not url.password and "authentication" not in keys and "odbc_connect" not in keys
+    return (
+        url.get_backend_name() == "mssql"
+        and url.get_driver_name() == "pyodbc"
+        and not url.password
+        and "authentication" not in keys
+        and "odbc_connect" not in keys
+    )
 
 
 def with_driver_defaults(url: sa.URL) -> sa.URL:

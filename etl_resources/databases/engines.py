@@ -5,7 +5,14 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from etl_resources.databases.azure_sql import TokenCredential, default_credential, driver_connect_args, token_connect_hook, uses_entra_token, with_driver_defaults
+from etl_resources.databases.azure_sql import (
+    TokenCredential,
+    default_credential,
+    driver_connect_args,
+    token_connect_hook,
+    uses_entra_token,
+    with_driver_defaults,
+)
 
 
 def create_engine(url: sa.URL, credential_factory: Callable[[], TokenCredential] = default_credential, **kwargs) -> sa.Engine:

@@ -60,8 +60,14 @@ def key_sql_type(dtype: pl.DataType, key_dtypes: list[pl.DataType]) -> sa.types.
     return (sa.LargeBinary() if isinstance(base, sa.LargeBinary) else sa.UnicodeText()).with_variant(variant, "mssql")
 
 
-MYSQL_INTEGERS = {"TINYINT": (pl.Int8, pl.UInt8), "SMALLINT": (pl.Int16, pl.UInt16), "MEDIUMINT": (pl.Int32, pl.UInt32),
-                  "INTEGER": (pl.Int32, pl.UInt32), "INT": (pl.Int32, pl.UInt32), "BIGINT": (pl.Int64, pl.UInt64)}
+MYSQL_INTEGERS = {
+    "TINYINT": (pl.Int8, pl.UInt8),
+    "SMALLINT": (pl.Int16, pl.UInt16),
+    "MEDIUMINT": (pl.Int32, pl.UInt32),
+    "INTEGER": (pl.Int32, pl.UInt32),
+    "INT": (pl.Int32, pl.UInt32),
+    "BIGINT": (pl.Int64, pl.UInt64),
+}
 
 
 def _numeric(precision: int, scale: int) -> sa.types.TypeEngine:
@@ -212,8 +218,5 @@ def sqlite_exact(table: sa.Table, batch: pl.DataFrame) -> tuple[sa.Table, pl.Dat
     exact = [name for name, dtype in batch.schema.items() if isinstance(dtype, pl.Decimal) or dtype == pl.UInt64]
     if not exact:
         return table, batch
-    binding = sa.Table(
-        table.name, sa.MetaData(), *(sa.Column(c.name, sa.Text() if c.name in exact else c.type) for c in table.columns), schema=table.schema
-    )
+    binding = sa.Table(table.name, sa.MetaData(), *(sa.Column(c.name, sa.Text() if c.name in exact else c.type) for c in table.columns), schema=table.schema)
     return binding, batch.with_columns(pl.col(exact).cast(pl.String))
-

@@ -27,7 +27,7 @@ def widen(a: pl.DataType, b: pl.DataType) -> pl.DataType | None:
     if a.is_integer() and b.is_integer():
         wider = pl.select(pl.lit(None, a).append(pl.lit(None, b))).to_series().dtype
         return wider if wider.is_integer() else None
-    if a.is_float() and (b.is_float() or b.is_integer()) or b.is_float() and a.is_integer():
+    if (a.is_float() and (b.is_float() or b.is_integer())) or (b.is_float() and a.is_integer()):
         return pl.Float64
     if isinstance(a, pl.Decimal) or isinstance(b, pl.Decimal):
         return _decimal(a, b)

@@ -84,10 +84,7 @@ def _azure_filesystem(account: str, account_key: str | None, endpoint: str | Non
 
     polars_options = {"account_name": account}
     if account_key and endpoint:
-        connection_string = (
-            f"DefaultEndpointsProtocol={urlparse(endpoint).scheme};AccountName={account};"
-            f"AccountKey={account_key};BlobEndpoint={endpoint};"
-        )
+        connection_string = f"DefaultEndpointsProtocol={urlparse(endpoint).scheme};AccountName={account};AccountKey={account_key};BlobEndpoint={endpoint};"
         fs = AzureBlobFileSystem(connection_string=connection_string)
         polars_options |= {"account_key": account_key, "endpoint": endpoint}
     elif account_key:
@@ -257,8 +254,7 @@ def partition_files(lake: Lake, dataset: str, partition_key: str) -> list[str]:
     manifest = read_manifest(lake, dataset, partition_key)
     if manifest is None:
         raise FileNotFoundError(
-            f"{dataset} partition {partition_key} has no committed data at "
-            f"{lake.display(lake.partition_dir(dataset, partition_key))}; materialize it first"
+            f"{dataset} partition {partition_key} has no committed data at {lake.display(lake.partition_dir(dataset, partition_key))}; materialize it first"
         )
     return [f"{lake.partition_dir(dataset, partition_key)}/{name}" for name in manifest["files"]]
 

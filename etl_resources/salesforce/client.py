@@ -42,7 +42,9 @@ class UpsertResult:
 class BulkClient:
     """One signed-in session; every request retries 5xx and dropped connections with backoff, never 4xx."""
 
-    def __init__(self, connection: SalesforceConnection, attempts: int = 4, backoff_seconds: float = 0.5, poll_seconds: float = 10.0, max_wait_seconds: float = 3600):
+    def __init__(
+        self, connection: SalesforceConnection, attempts: int = 4, backoff_seconds: float = 0.5, poll_seconds: float = 10.0, max_wait_seconds: float = 3600
+    ):
         self.connection = connection
         self.attempts, self.backoff_seconds = attempts, backoff_seconds
         self.poll_seconds, self.max_wait_seconds = poll_seconds, max_wait_seconds
@@ -55,7 +57,11 @@ class BulkClient:
     def sign_in(self) -> None:
         form = {"client_id": self.connection.client_id, "client_secret": self.connection.client_secret}
         if self.connection.username:
-            form |= {"grant_type": "password", "username": self.connection.username, "password": (self.connection.password or "") + self.connection.security_token}
+            form |= {
+                "grant_type": "password",
+                "username": self.connection.username,
+                "password": (self.connection.password or "") + self.connection.security_token,
+            }
         else:
             form |= {"grant_type": "client_credentials"}
         response = self._send("POST", f"{self.connection.login_url}/services/oauth2/token", data=form)
@@ -93,7 +99,11 @@ class BulkClient:
         for offset in range(0, frame.height, batch_size):
             batch = frame.slice(offset, batch_size)
             job = self._ok(
-                self._send("POST", self.base, json={"object": sobject, "externalIdFieldName": external_id, "contentType": "CSV", "operation": "upsert", "lineEnding": "LF"}),
+                self._send(
+                    "POST",
+                    self.base,
+                    json={"object": sobject, "externalIdFieldName": external_id, "contentType": "CSV", "operation": "upsert", "lineEnding": "LF"},
+                ),
                 f"create an upsert job on {sobject}",
             ).json()["id"]
             result.jobs.append(job)
@@ -106,7 +116,10 @@ class BulkClient:
             result.succeeded += int(info.get("numberRecordsProcessed", batch.height)) - failed
             if failed and len(result.samples) < FAILURE_SAMPLES:
                 rows = csv.DictReader(io.StringIO(self._ok(self._send("GET", f"{self.base}/{job}/failedResults/"), f"list job {job}'s failures").text))
-                result.samples += [{"external_id": row.get(external_id, ""), "error": row.get("sf__Error", "")} for _, row in zip(range(FAILURE_SAMPLES - len(result.samples)), rows)]
+                result.samples += [
+                    {"external_id": row.get(external_id, ""), "error": row.get("sf__Error", "")}
+                    for _, row in zip(range(FAILURE_SAMPLES - len(result.samples)), rows, strict=False)
+                ]
             if log:
                 log.info(f"Salesforce {sobject}: job {job} done, {result.sent:,} of {frame.height:,} rows sent, {result.failed:,} failed so far")
         return result

@@ -81,9 +81,7 @@ class Naming:
 
 NAMINGS = {
     "postgresql": Naming("postgresql", limit=63, limit_in_bytes=True, default_schema="public", day_tables=True),
-    "mssql": Naming(
-        "mssql", limit=128, folds_case="unicode", default_schema="dbo", shared_index_names=False, stage_shadows_tables=False, load_stages=True
-    ),
+    "mssql": Naming("mssql", limit=128, folds_case="unicode", default_schema="dbo", shared_index_names=False, stage_shadows_tables=False, load_stages=True),
     "sqlite": Naming("sqlite", folds_case="ascii", has_schemas=False),
 }
 # The warehouse is not known (its URL is one secret): names must work on each of the supported ones.
@@ -209,7 +207,10 @@ def too_long(dialect: str, schema: str | None, table: str, write_mode: str) -> l
         return []
     names = [("schema", schema)] if schema and rules.has_schemas else []
     names.append(("table", table))
-    names += [(g.what, g.shown.replace("YYYYMMDD", "0" * DAY_DIGITS).replace("X" * STAGE_ID_DIGITS, "0" * STAGE_ID_DIGITS)) for g in generated(dialect, table, write_mode)]
+    names += [
+        (g.what, g.shown.replace("YYYYMMDD", "0" * DAY_DIGITS).replace("X" * STAGE_ID_DIGITS, "0" * STAGE_ID_DIGITS))
+        for g in generated(dialect, table, write_mode)
+    ]
     return [f"{what} {name!r} is {rules.length(name)} {rules.unit}" for what, name in names if not rules.fits(name)]
 
 
@@ -292,7 +293,9 @@ class TargetName:
 def target_problems(dialects: tuple[str, ...], known: bool, targets: list[TargetName]) -> list[tuple[int, str]]:
     """(index, message) for each target that is too long, is one table with an earlier target, or is a name
     another target's loads make, on any of `dialects`; one message a target."""
-    unknown = "" if known else " (the warehouse URL is a secret not read here, so every supported warehouse's rules apply; etl-config validate takes --warehouse-url)"
+    unknown = (
+        "" if known else " (the warehouse URL is a secret not read here, so every supported warehouse's rules apply; etl-config validate takes --warehouse-url)"
+    )
     problems: dict[int, str] = {}
     for dialect in dialects:
         for target in targets:
@@ -314,7 +317,8 @@ def _clash(dialect: str, target: TargetName, other: TargetName) -> str | None:
     if here == there and other.index < target.index:
         reason = same_table_reason(dialect, (target.schema, target.table), (other.schema, other.table))
         return (
-            f"{target.written} is already the target of {other.other}" + (f", as {other.written}" if other.written != target.written else "")
+            f"{target.written} is already the target of {other.other}"
+            + (f", as {other.written}" if other.written != target.written else "")
             + f": one table on {dialect} ({reason}), and each source's loads would replace the other's rows (fix: give each source its own target table)"
         )
     names = generated(dialect, other.table, other.write_mode)

@@ -12,16 +12,16 @@ import polars as pl
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
-from etl_resources.warehouse import names as warehouse_names
-from etl_resources.warehouse.dialects.mssql import load as mssql_load
-from etl_resources.warehouse.dialects.postgresql import copy as pg_copy
-from etl_resources.warehouse.audit_queue import DEFAULT_AUDIT_QUEUE
 from etl_resources.databases.engines import create_engine, literal_dialect
-from etl_resources.warehouse.dialects.postgresql.partition_swap import Lineage, PartitionSwap, files_pattern
+from etl_resources.databases.type_mapping import polars_dtype
 from etl_resources.prefetch import ReadAhead
 from etl_resources.progress import Progress
 from etl_resources.secrets import SecretResolver
-from etl_resources.databases.type_mapping import polars_dtype
+from etl_resources.warehouse import names as warehouse_names
+from etl_resources.warehouse.audit_queue import DEFAULT_AUDIT_QUEUE
+from etl_resources.warehouse.dialects.mssql import load as mssql_load
+from etl_resources.warehouse.dialects.postgresql import copy as pg_copy
+from etl_resources.warehouse.dialects.postgresql.partition_swap import Lineage, PartitionSwap, files_pattern
 from etl_resources.warehouse.schema import LINEAGE_COLUMNS, ensure_table, is_partitioned, table_plan
 from etl_resources.warehouse.write_modes import (
     ROW_NUMBER,
@@ -68,9 +68,7 @@ class Warehouse(dg.ConfigurableResource):
 def _nested_as_json(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Lists and structs (e.g. PostgreSQL arrays) become JSON text, which every warehouse dialect can hold."""
     nested = [name for name, dtype in frame.collect_schema().items() if dtype.is_nested()]
-    return frame.with_columns(
-        pl.col(name).map_batches(_json_series, return_dtype=pl.String) for name in nested
-    )
+    return frame.with_columns(pl.col(name).map_batches(_json_series, return_dtype=pl.String) for name in nested)
 
 
 def _json_series(series: pl.Series) -> pl.Series:
@@ -134,7 +132,9 @@ def load_partition(
     elif write_mode == "replace_partition" and engine.dialect.name == "postgresql":
         table, added = _replace_postgres(engine, schema, table_name, partition_key, frame, loaded_at, progress, files)
     else:
-        table, added = _load_by_mode(engine, schema, table_name, partition_key, _with_lineage(frame, loaded_at, partition_key), write_mode, tuple(keys), progress, files)
+        table, added = _load_by_mode(
+            engine, schema, table_name, partition_key, _with_lineage(frame, loaded_at, partition_key), write_mode, tuple(keys), progress, files
+        )
     if log:
         log.info(f"{table.fullname} {partition_key}: loaded ({write_mode}) {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)

@@ -3,8 +3,8 @@
 import polars as pl
 import sqlalchemy as sa
 
-from etl_resources.warehouse import names as warehouse_names
 from etl_resources.databases.type_mapping import check_column_types, key_sql_type, sql_type
+from etl_resources.warehouse import names as warehouse_names
 
 LINEAGE_COLUMNS = ("_loaded_at", "_source_file", "_partition")
 

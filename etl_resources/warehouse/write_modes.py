@@ -15,8 +15,8 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from etl_resources.warehouse import names as warehouse_names
 from etl_resources.databases.type_mapping import sqlite_exact
+from etl_resources.warehouse import names as warehouse_names
 from etl_resources.warehouse.dialects.postgresql.partition_swap import partition_table_name
 from etl_resources.warehouse.schema import is_partitioned, keys_index
 

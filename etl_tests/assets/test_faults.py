@@ -14,9 +14,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from etl_resources.lake.store import scan_partition
 from etl_resources.warehouse.audit import AuditRow
 from etl_resources.warehouse.audit_queue import enqueue, replay
-from etl_resources.lake.store import scan_partition
 from etl_tests.support.servers import postgres_server
 
 DAY = "2026-11-01"
@@ -87,7 +87,9 @@ def wait_until_gone(postgres, pid: int, seconds: float = 30) -> None:
 
 
 def run_in_subprocess(workdir: Path, asset: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", RUN_ONE_STEP, DAY, asset], cwd=workdir, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_ONE_STEP, DAY, asset], cwd=workdir, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def test_a_load_killed_mid_copy_leaves_the_days_previous_rows(platform, postgres, events_db, workdir):
@@ -109,10 +111,11 @@ def test_a_load_killed_mid_copy_leaves_the_days_previous_rows(platform, postgres
     assert load.returncode == -9
     assert platform.query(defs, "SELECT COUNT(*), SUM(id), MIN(_loaded_at), MAX(_loaded_at) FROM events") == before
     assert platform.query(defs, "SELECT relname::text FROM pg_class WHERE relname LIKE 'events%' AND relkind IN ('r', 'p') ORDER BY 1") == [
-        ("events",), ("events_p20261101",)
+        ("events",),
+        ("events_p20261101",),
     ]
     assert platform.materialize(defs, DAY, selection=[WAREHOUSE]).success
-    (count, ids, loaded_from, loaded_to), = platform.query(defs, "SELECT COUNT(*), SUM(id), MIN(_loaded_at), MAX(_loaded_at) FROM events")
+    ((count, ids, loaded_from, _loaded_to),) = platform.query(defs, "SELECT COUNT(*), SUM(id), MIN(_loaded_at), MAX(_loaded_at) FROM events")
     assert (count, ids) == before[0][:2] and loaded_from > before[0][3]
 
 

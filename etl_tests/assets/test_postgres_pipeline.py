@@ -13,7 +13,7 @@ from etl_tests.support.servers import free_port
 
 ORDERS_ONLY = ["raw/orders_raw", "warehouse/dw/orders"]
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
-ROWS_PER_DAY = {day: 10 * (i + 1) for i, day in enumerate(DAYS + ["2026-11-04"])}
+ROWS_PER_DAY = {day: 10 * (i + 1) for i, day in enumerate([*DAYS, "2026-11-04"])}
 
 
 def source_yaml(connection: str, *, orders_mode: str = "incremental", retries: str = "{max_retries: 2}") -> str:
@@ -46,10 +46,12 @@ def shop(postgres, platform, monkeypatch):
     engine = sa.create_engine(postgres.url(source_db))
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE SCHEMA sales"))
-        conn.execute(sa.text(
-            "CREATE TABLE sales.orders (order_id bigint PRIMARY KEY, customer_id integer NOT NULL, "
-            "ordered_at timestamptz NOT NULL, amount numeric(12,2) NOT NULL, note text, paid boolean, tags text[])"
-        ))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE sales.orders (order_id bigint PRIMARY KEY, customer_id integer NOT NULL, "
+                "ordered_at timestamptz NOT NULL, amount numeric(12,2) NOT NULL, note text, paid boolean, tags text[])"
+            )
+        )
         conn.execute(sa.text("CREATE TABLE sales.customers (customer_id integer PRIMARY KEY, name text NOT NULL)"))
         rows, order_id = [], 0
         for day, count in ROWS_PER_DAY.items():
@@ -57,7 +59,17 @@ def shop(postgres, platform, monkeypatch):
             for i in range(count):
                 order_id += 1
                 at = midnight + dt.timedelta(seconds=i * 8000 % 86_400)  # i = 0 sits exactly on midnight
-                rows.append({"id": order_id, "c": i % 5 + 1, "at": at, "amount": Decimal(f"{order_id * 3}.{order_id % 100:02d}"), "note": None if i % 3 else f"n{i}", "paid": i % 2 == 0, "tags": ["gift", f"d{i}"] if i % 4 == 0 else None})
+                rows.append(
+                    {
+                        "id": order_id,
+                        "c": i % 5 + 1,
+                        "at": at,
+                        "amount": Decimal(f"{order_id * 3}.{order_id % 100:02d}"),
+                        "note": None if i % 3 else f"n{i}",
+                        "paid": i % 2 == 0,
+                        "tags": ["gift", f"d{i}"] if i % 4 == 0 else None,
+                    }
+                )
         conn.execute(sa.text("INSERT INTO sales.orders VALUES (:id, :c, :at, :amount, :note, :paid, :tags)"), rows)
         conn.execute(sa.text("INSERT INTO sales.customers SELECT g, 'customer ' || g FROM generate_series(1, 5) g"))
     engine.dispose()
@@ -72,6 +84,7 @@ def source_sql(shop, sql: str) -> list[tuple]:
         rows = conn.execute(sa.text(sql)).fetchall() if sql.lstrip().upper().startswith("SELECT") else conn.execute(sa.text(sql)) and []
     engine.dispose()
     return [tuple(r) for r in rows]
+
 
 PARTITIONS = """SELECT c.relname::text, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
                 WHERE i.inhparent = '{table}'::regclass ORDER BY 1"""
@@ -106,9 +119,14 @@ def test_types_and_values_survive_end_to_end(platform, shop):
     defs = platform.configure(source_yaml(shop["connection"]), warehouse_url=shop["warehouse"])
     platform.materialize(defs, DAYS[1])
 
-    columns = dict(platform.query(defs, """
+    columns = dict(
+        platform.query(
+            defs,
+            """
         SELECT column_name, CASE WHEN data_type = 'numeric' THEN format('numeric(%s,%s)', numeric_precision, numeric_scale) ELSE data_type END
-        FROM information_schema.columns WHERE table_schema = 'dw' AND table_name = 'orders'"""))
+        FROM information_schema.columns WHERE table_schema = 'dw' AND table_name = 'orders'""",
+        )
+    )
     assert columns["order_id"] == "bigint"
     assert columns["customer_id"] == "integer"
     assert columns["amount"] == "numeric(12,2)"
@@ -119,7 +137,9 @@ def test_types_and_values_survive_end_to_end(platform, shop):
     assert platform.query(defs, PARTITIONS.format(table="dw.orders")) == [("orders_p20261102", "FOR VALUES IN ('2026-11-02')")]
     assert platform.query(defs, "SELECT tags FROM dw.orders WHERE tags IS NOT NULL ORDER BY order_id LIMIT 1") == [('["gift", "d0"]',)]
     window = "ordered_at >= '2026-11-02T00:00Z' AND ordered_at < '2026-11-03T00:00Z'"
-    expected = source_sql(shop, f"SELECT COUNT(*), SUM(amount), SUM(order_id), SUM(EXTRACT(EPOCH FROM ordered_at)), COUNT(note) FROM sales.orders WHERE {window}")
+    expected = source_sql(
+        shop, f"SELECT COUNT(*), SUM(amount), SUM(order_id), SUM(EXTRACT(EPOCH FROM ordered_at)), COUNT(note) FROM sales.orders WHERE {window}"
+    )
     loaded = platform.query(defs, "SELECT COUNT(*), SUM(amount), SUM(order_id), SUM(EXTRACT(EPOCH FROM ordered_at)), COUNT(note) FROM dw.orders")
     assert loaded == expected
     assert expected[0][0] == ROWS_PER_DAY[DAYS[1]]

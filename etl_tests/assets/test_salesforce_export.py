@@ -7,8 +7,8 @@ from collections import deque
 import pytest
 
 from etl_resources.config.sources_file import SourcesConfigError
-from etl_tests.support.salesforce_server import SalesforceServer, SalesforceState
 from etl_tests.checks.test_quality_gate import EVENTS, events_yaml
+from etl_tests.support.salesforce_server import SalesforceServer, SalesforceState
 
 WEEK = "2026-11-09"  # a Monday; the week is 2026-11-09 .. 2026-11-15
 EXPORT = "salesforce/customer_weekly"
@@ -19,7 +19,9 @@ QUERY = (
 
 
 def export_yaml(api_url: str, salesforce_url: str) -> str:
-    return events_yaml(api_url) + f"""
+    return (
+        events_yaml(api_url)
+        + f"""
 exports:
   - name: customer_weekly
     query: "{QUERY}"
@@ -36,6 +38,7 @@ exports:
       password: "${{SF_PASSWORD}}"
       security_token: "${{SF_TOKEN}}"
 """
+    )
 
 
 @pytest.fixture
@@ -61,7 +64,9 @@ def loaded_week(platform, api, salesforce, monkeypatch):
 
 
 def audit(platform, defs) -> list[tuple]:
-    return platform.query(defs, "SELECT source_name, partition_key, step, status, rows_loaded, error_message FROM etl_audit_log WHERE step = 'export' ORDER BY id")
+    return platform.query(
+        defs, "SELECT source_name, partition_key, step, status, rows_loaded, error_message FROM etl_audit_log WHERE step = 'export' ORDER BY id"
+    )
 
 
 def test_a_week_is_upserted_by_external_id_and_audited(platform, salesforce, loaded_week):
@@ -92,7 +97,9 @@ def test_failed_records_pass_under_the_threshold_and_fail_the_run_over_it(platfo
     assert metadata["failed"].value == len(keys) // 20 and metadata["failure_samples"].value[0]["external_id"] == keys[0]
     assert not over.success
     failure = next(event for event in over.all_events if event.event_type_value == "STEP_FAILURE")
-    assert f"{len(keys) // 4:,} of {len(keys):,} records" in str(failure.step_failure_data.error) and "rejected " + keys[0] in str(failure.step_failure_data.error)
+    assert f"{len(keys) // 4:,} of {len(keys):,} records" in str(failure.step_failure_data.error) and "rejected " + keys[0] in str(
+        failure.step_failure_data.error
+    )
     assert [row[3] for row in audit(platform, defs)] == ["success", "failure"]
 
 
@@ -138,5 +145,7 @@ def test_an_exports_missing_secret_fails_when_the_definitions_load(platform, api
     monkeypatch.setenv("ECOM_API_KEY", api.state.secret)
     monkeypatch.delenv("SF_TOKEN")
 
-    with pytest.raises(SourcesConfigError, match="export 'customer_weekly' \\(exports\\[0\\]\\), field 'connection.security_token': secret 'SF_TOKEN' not found"):
+    with pytest.raises(
+        SourcesConfigError, match="export 'customer_weekly' \\(exports\\[0\\]\\), field 'connection.security_token': secret 'SF_TOKEN' not found"
+    ):
         platform.configure(export_yaml(api.url, salesforce.url))

@@ -1,12 +1,13 @@
 """The alert sensor posts failed runs and failed checks, once each, to a webhook receiver on 127.0.0.1."""
 
 import dagster as dg
+import httpx
 import pytest
 
 from etl_assets.automation.alert_sensor import failure_alerts
 from etl_resources.alerts import AlertWebhook
-from etl_tests.support.servers import free_port
 from etl_tests.checks.test_quality_gate import DAY, events_yaml
+from etl_tests.support.servers import free_port
 
 
 def evaluate(platform, webhook, cursor=None):
@@ -48,7 +49,7 @@ def test_an_alert_the_webhook_refused_is_sent_again(platform, api, webhook, monk
     platform.materialize(platform.configure(events_yaml(api.url, min_rows=1)), DAY)
     webhook["failing"]["next"] = 1
 
-    with pytest.raises(Exception):
+    with pytest.raises(httpx.HTTPStatusError, match="500"):
         evaluate(platform, webhook)
     cursor, _ = evaluate(platform, webhook)
 

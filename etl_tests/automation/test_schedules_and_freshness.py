@@ -90,16 +90,22 @@ def test_the_audit_names_what_launched_a_run(job, tags, origin):
 def run_freshness_checks(platform, defs: dg.Definitions) -> dict[dg.AssetKey, bool]:
     checks = list(defs.asset_checks)
     result = dg.materialize(
-        [*defs.assets, *checks], resources=defs.resources, instance=platform.instance,
-        selection=dg.AssetSelection.checks(*checks), raise_on_error=False,
+        [*defs.assets, *checks],
+        resources=defs.resources,
+        instance=platform.instance,
+        selection=dg.AssetSelection.checks(*checks),
+        raise_on_error=False,
     )
     return {e.asset_key: e.passed for e in result.get_asset_check_evaluations()}
 
 
 def test_a_source_whose_last_day_is_missing_after_its_deadline_is_not_fresh(platform, demo_sources):
     """The deadline is midnight, so yesterday must be in the warehouse by now."""
-    defs = platform.configure(SOURCES.replace("    schedule: null\n", "    schedule: null\n    freshness: null\n").replace(
-        "    mode: incremental\n", "    mode: incremental\n    freshness: {deadline: '0 0 * * *', severity: error}\n"))
+    defs = platform.configure(
+        SOURCES.replace("    schedule: null\n", "    schedule: null\n    freshness: null\n").replace(
+            "    mode: incremental\n", "    mode: incremental\n    freshness: {deadline: '0 0 * * *', severity: error}\n"
+        )
+    )
     orders = dg.AssetKey(["warehouse", "shop", "orders"])
     assert {key.asset_key for check in defs.asset_checks for key in check.check_keys} == {orders, dg.AssetKey(["warehouse", "shop", "customers"])}
     assert [s.name for s in defs.sensors if s.name == "etl_freshness"] == ["etl_freshness"]

@@ -11,10 +11,10 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
+from etl_tests.checks.test_quality_gate import events_yaml as quality_gate_yaml
 from etl_tests.support.api_server import ApiServer, ApiState, invalid_events
 from etl_tests.support.servers import dagster_dev_server
 from etl_tests.test_dagster_dev import ASSET, CHECKS, RUNS_OF_BACKFILL, backfill, graphql
-from etl_tests.checks.test_quality_gate import events_yaml as quality_gate_yaml
 
 DAYS = ["2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13", "2026-11-14"]
 BAD = "2026-11-12"
@@ -70,13 +70,11 @@ def test_a_range_run_loads_the_good_days_and_refuses_only_the_bad_one(platform, 
     assert valid[BAD] == PER_DAY - 9 and all(valid[day] == PER_DAY - 8 for day in GOOD)
     assert loaded_days(platform, defs) == {day: valid[day] for day in GOOD}
     assert verdicts(platform.instance, result.run_id, "reject_rate") == {day: day != BAD for day in DAYS}
-    assert verdicts(platform.instance, result.run_id, "row_count") == {day: True for day in DAYS}
-    assert verdicts(platform.instance, result.run_id, "keys_not_null_unique") == {day: True for day in DAYS}
+    assert verdicts(platform.instance, result.run_id, "row_count") == dict.fromkeys(DAYS, True)
+    assert verdicts(platform.instance, result.run_id, "keys_not_null_unique") == dict.fromkeys(DAYS, True)
     assert platform.materialized_partitions(["raw", "ecom_events_raw"]) == set(DAYS)
     assert platform.materialized_partitions(["warehouse", "shop", "events"]) == set(GOOD)
-    assert audit(platform, defs, result.run_id) == sorted(
-        [(day, "load", "success") for day in GOOD] + [(BAD, "check", "blocked"), (BAD, "load", "blocked")]
-    )
+    assert audit(platform, defs, result.run_id) == sorted([(day, "load", "success") for day in GOOD] + [(BAD, "check", "blocked"), (BAD, "load", "blocked")])
     rows = dict(platform.query(defs, "SELECT partition_key, rows_loaded FROM etl_audit_log WHERE step = 'load' AND status = 'success'"))
     assert rows == {day: valid[day] for day in GOOD}
 
@@ -125,7 +123,10 @@ def test_raw_alone_then_the_warehouse_in_another_run_gates_per_day(platform, one
 def test_a_day_written_without_its_verdict_is_refused_naming_the_check(platform, one_bad_day):
     defs = platform.configure(events_yaml(one_bad_day.url))
     raw = dg.materialize(
-        list(defs.assets), resources=defs.resources, instance=platform.instance, partition_key=DAYS[0],
+        list(defs.assets),
+        resources=defs.resources,
+        instance=platform.instance,
+        partition_key=DAYS[0],
         selection=dg.AssetSelection.assets(dg.AssetKey.from_user_string(RAW)).without_checks(),
     )
     assert raw.get_asset_check_evaluations() == []
@@ -167,11 +168,15 @@ def test_a_blocked_load_does_not_skip_another_sources_freshness_check(platform, 
     target: {schema: shop, table: orders}
     freshness: {deadline: "0 0 * * *"}
 """
-    defs = platform.configure(events_yaml(one_bad_day.url, orders).replace("    checks:", "    freshness: {deadline: \"0 0 * * *\"}\n    checks:"))
+    defs = platform.configure(events_yaml(one_bad_day.url, orders).replace("    checks:", '    freshness: {deadline: "0 0 * * *"}\n    checks:'))
     assert len(list(defs.asset_checks)) == 2  # one check definition, and so one step, per source
 
     result = dg.materialize(
-        [*defs.assets, *defs.asset_checks], resources=defs.resources, instance=platform.instance, partition_key=BAD, raise_on_error=False,
+        [*defs.assets, *defs.asset_checks],
+        resources=defs.resources,
+        instance=platform.instance,
+        partition_key=BAD,
+        raise_on_error=False,
     )
 
     assert not result.success
@@ -218,21 +223,30 @@ def test_a_chunked_backfill_from_graphql_blocks_only_the_bad_day(chunked_dagster
     checks = graphql(server, CHECKS, path=paths[0])["assetNodeOrError"]["assetChecksOrError"]["checks"]
     reject_rate = next(check for check in checks if check["name"] == "reject_rate")["partitionStatuses"]["ranges"]
     assert {(r["status"], r["startKey"], r["endKey"]) for r in reject_rate} == {
-        ("SUCCEEDED", DAYS[0], DAYS[1]), ("FAILED", BAD, BAD), ("SUCCEEDED", DAYS[3], DAYS[4]),
+        ("SUCCEEDED", DAYS[0], DAYS[1]),
+        ("FAILED", BAD, BAD),
+        ("SUCCEEDED", DAYS[3], DAYS[4]),
     }  # what the check's Partitions tab draws
     ranges = graphql(server, ASSET, path=paths[1])["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
     assert {(r["status"], r["startKey"], r["endKey"]) for r in ranges} == {
-        ("MATERIALIZED", DAYS[0], DAYS[1]), ("FAILED", BAD, BAD), ("MATERIALIZED", DAYS[3], DAYS[4]),
+        ("MATERIALIZED", DAYS[0], DAYS[1]),
+        ("FAILED", BAD, BAD),
+        ("MATERIALIZED", DAYS[3], DAYS[4]),
     }
     warehouse = sqlite3.connect(server.home / ".etl/warehouse.db")
     loaded = warehouse.execute("SELECT _partition, COUNT(*) FROM events GROUP BY _partition").fetchall()
-    assert dict(loaded) == {day: PER_DAY - 8 for day in GOOD}
+    assert dict(loaded) == dict.fromkeys(GOOD, PER_DAY - 8)
     rows = warehouse.execute("SELECT partition_key, step, status, pipeline_name FROM etl_audit_log ORDER BY partition_key, id").fetchall()
-    assert rows == sorted([(day, "load", "success", f"backfill {first}") for day in GOOD] + [(BAD, "check", "blocked", f"backfill {first}"), (BAD, "load", "blocked", f"backfill {first}")])
+    assert rows == sorted(
+        [(day, "load", "success", f"backfill {first}") for day in GOOD]
+        + [(BAD, "check", "blocked", f"backfill {first}"), (BAD, "load", "blocked", f"backfill {first}")]
+    )
 
     again, status = backfill(server, paths[1:], DAYS[0], DAYS[-1])
 
     assert status == "COMPLETED_FAILED"
     assert dict(warehouse.execute("SELECT _partition, COUNT(*) FROM events GROUP BY _partition").fetchall()) == dict(loaded)
-    rows = warehouse.execute("SELECT partition_key, status FROM etl_audit_log WHERE pipeline_name = ? ORDER BY partition_key", (f"backfill {again}",)).fetchall()
+    rows = warehouse.execute(
+        "SELECT partition_key, status FROM etl_audit_log WHERE pipeline_name = ? ORDER BY partition_key", (f"backfill {again}",)
+    ).fetchall()
     assert rows == [(day, "success" if day != BAD else "blocked") for day in DAYS]

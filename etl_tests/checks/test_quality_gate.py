@@ -138,8 +138,13 @@ def test_a_lake_day_with_no_verdict_under_the_new_key_loads_once_raw_is_material
     defs = platform.configure(events_yaml(events_api.url))
     # Another instance stands for the history under the old keys: this one holds none for the day.
     with dg.instance_for_test() as before_upgrade:
-        dg.materialize(list(defs.assets), resources=defs.resources, instance=before_upgrade, partition_key=DAY,
-                       selection=[dg.AssetKey.from_user_string(key) for key in EVENTS[:2]])
+        dg.materialize(
+            list(defs.assets),
+            resources=defs.resources,
+            instance=before_upgrade,
+            partition_key=DAY,
+            selection=[dg.AssetKey.from_user_string(key) for key in EVENTS[:2]],
+        )
     assert platform.manifest(defs, "raw/ecom_events", DAY)["rows"] == 233
 
     refused = platform.materialize(defs, DAY, selection=EVENTS[2:], raise_on_error=False)

@@ -57,25 +57,55 @@ BAD = {
         lambda s: s[0].update(connection="postgresql+psycopg://etl:${ORDERS_DB_PASSWORD}@db/shop"),
         ["source 'orders'", "field 'connection'", "secret 'ORDERS_DB_PASSWORD' not found", "environment variable ORDERS_DB_PASSWORD", "secrets.toml"],
     ),
-    "bad schedule": (lambda s: s[0].update(schedule="every night"), ["source 'orders'", "field 'schedule'", "'every night' is not a cron expression", "e.g. '15 0 * * *'"]),
-    "bad freshness deadline": (lambda s: s[0].update(freshness={"deadline": "61 * * * *"}), ["source 'orders'", "field 'freshness.deadline'", "not a cron expression"]),
-    "bad tag value": (lambda s: s[0].update(tags={"domain": "sales team"}), ["source 'orders'", "field 'tags.domain'", "'sales team' is not a tag value", "63 letters"]),
-    "bad owner": (lambda s: s[0].update(owners=["data team"]), ["source 'orders'", "field 'owners.0'", "'data team' is not an owner", "team:<name> or an email"]),
+    "bad schedule": (
+        lambda s: s[0].update(schedule="every night"),
+        ["source 'orders'", "field 'schedule'", "'every night' is not a cron expression", "e.g. '15 0 * * *'"],
+    ),
+    "bad freshness deadline": (
+        lambda s: s[0].update(freshness={"deadline": "61 * * * *"}),
+        ["source 'orders'", "field 'freshness.deadline'", "not a cron expression"],
+    ),
+    "bad tag value": (
+        lambda s: s[0].update(tags={"domain": "sales team"}),
+        ["source 'orders'", "field 'tags.domain'", "'sales team' is not a tag value", "63 letters"],
+    ),
+    "bad owner": (
+        lambda s: s[0].update(owners=["data team"]),
+        ["source 'orders'", "field 'owners.0'", "'data team' is not an owner", "team:<name> or an email"],
+    ),
     "files without a contract": (
         lambda s: s.__setitem__(0, {"name": "drops", "kind": "files", "landing": "/srv/landing", "start_date": "2026-11-01", "target": {"table": "drops"}}),
         ["source 'drops'", "a files source needs a `contract`"],
     ),
     "files date pattern without its group": (
-        lambda s: s.__setitem__(0, {"name": "drops", "kind": "files", "landing": "/srv/landing", "start_date": "2026-11-01", "target": {"table": "drops"},
-                                    "date_pattern": r"\d{8}", "contract": {"columns": {"id": {"type": "int"}}}}),
+        lambda s: s.__setitem__(
+            0,
+            {
+                "name": "drops",
+                "kind": "files",
+                "landing": "/srv/landing",
+                "start_date": "2026-11-01",
+                "target": {"table": "drops"},
+                "date_pattern": r"\d{8}",
+                "contract": {"columns": {"id": {"type": "int"}}},
+            },
+        ),
         ["source 'drops'", "`date_pattern` needs a named group `date`"],
     ),
     "table and query": (lambda s: s[0].update(query="SELECT 1"), ["source 'orders'", "give exactly one of `table` or `query`"]),
     "incremental without watermark": (lambda s: _without(s[0], "watermark_column"), ["source 'orders'", "needs `watermark_column`"]),
-    "unsafe target name": (lambda s: s[0]["target"].update(table="x; DROP TABLE y"), ["source 'orders'", "field 'target.table'", "letters, digits and underscores"]),
-    "same target twice": (lambda s: s[1]["target"].update(schema="shop", table="orders"), ["source 'customers'", "field 'target'", "already the target of sources[0]"]),
+    "unsafe target name": (
+        lambda s: s[0]["target"].update(table="x; DROP TABLE y"),
+        ["source 'orders'", "field 'target.table'", "letters, digits and underscores"],
+    ),
+    "same target twice": (
+        lambda s: s[1]["target"].update(schema="shop", table="orders"),
+        ["source 'customers'", "field 'target'", "already the target of sources[0]"],
+    ),
     "unknown auth type": (
-        lambda s: s.__setitem__(0, {"name": "api", "kind": "rest", "base_url": "https://x", "auth": {"type": "digest"}, "start_date": "2026-11-01", "target": {"table": "api"}}),
+        lambda s: s.__setitem__(
+            0, {"name": "api", "kind": "rest", "base_url": "https://x", "auth": {"type": "digest"}, "start_date": "2026-11-01", "target": {"table": "api"}}
+        ),
         ["source 'api'", "field 'auth.type'", "unknown type 'digest'", "'api_key'"],
     ),
     "unknown column type": (
@@ -86,11 +116,21 @@ BAD = {
     "unknown field": (lambda s: s[0].update(watermark="x"), ["source 'orders'", "field 'watermark'", "unknown field"]),
     "contract key not declared": (
         lambda s: s[0].update(contract={"keys": ["session"], "columns": {"amount": {"type": "float"}}}),
-        ["source 'orders'", "field 'contract'", "`keys` ['session'] are not declared in `columns`", "fix: declare each, e.g. session: {type: string, required: true}"],
+        [
+            "source 'orders'",
+            "field 'contract'",
+            "`keys` ['session'] are not declared in `columns`",
+            "fix: declare each, e.g. session: {type: string, required: true}",
+        ],
     ),
     "start date in the future": (
         lambda s: s[1].update(start_date=TOMORROW.isoformat()),
-        ["source 'customers' (sources[1])", "field 'start_date'", f"{TOMORROW} is in the future (today, UTC, is {TODAY})", f"fix: set start_date to {TODAY} or earlier"],
+        [
+            "source 'customers' (sources[1])",
+            "field 'start_date'",
+            f"{TOMORROW} is in the future (today, UTC, is {TODAY})",
+            f"fix: set start_date to {TODAY} or earlier",
+        ],
     ),
 }
 
@@ -242,6 +282,7 @@ def _file(name: str, data: bytes):
         path = folder / name
         path.write_bytes(data)
         return path
+
     return make
 
 
@@ -251,6 +292,7 @@ def _zip(name: str, member: str):
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr(member, "<x/>")
         return path
+
     return make
 
 
@@ -278,6 +320,7 @@ def _workbook_with_sheets(*names: str):
             book.create_sheet(name)
         book.save(folder / "jobs.xlsx")
         return folder / "jobs.xlsx"
+
     return make
 
 
@@ -288,23 +331,35 @@ def _sources(entries: list[dict]) -> bytes:
 DISABLED = [dict(source, enabled=False) for source in GOOD["sources"]]
 # Files that are not a sources file at all: each gets one line naming the file and the fix, never a traceback.
 BROKEN_FILES = {
-    "latin-1 text": (_file("sources.yaml", "sources:\n  - name: café\n".encode("latin-1")),
-                     ["is not UTF-8 text: byte 0xe9 at line 2, column 14", "fix: save it as UTF-8"]),
+    "latin-1 text": (
+        _file("sources.yaml", "sources:\n  - name: café\n".encode("latin-1")),
+        ["is not UTF-8 text: byte 0xe9 at line 2, column 14", "fix: save it as UTF-8"],
+    ),
     "binary": (_file("sources.yaml", bytes(range(256))), ["is a binary file, not YAML text", "fix:"]),
-    "workbook named .yaml": (_zip("sources.yaml", "[Content_Types].xml"), ["is a zip archive, such as an Excel workbook", "fix: a workbook needs the extension .xlsx"]),
-    "csv named .xlsx": (_file("jobs.xlsx", b"source_name,source_type,table_name,start_date\nerp,postgresql,orders,2026-01-01\n"),
-                        ["is not an Excel workbook: it holds text, such as CSV", "fix: open it in Excel and save it as 'Excel Workbook (.xlsx)'"]),
+    "workbook named .yaml": (
+        _zip("sources.yaml", "[Content_Types].xml"),
+        ["is a zip archive, such as an Excel workbook", "fix: a workbook needs the extension .xlsx"],
+    ),
+    "csv named .xlsx": (
+        _file("jobs.xlsx", b"source_name,source_type,table_name,start_date\nerp,postgresql,orders,2026-01-01\n"),
+        ["is not an Excel workbook: it holds text, such as CSV", "fix: open it in Excel and save it as 'Excel Workbook (.xlsx)'"],
+    ),
     "old .xls named .xlsx": (_file("jobs.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)), ["is an old Excel .xls", "fix: open it in Excel"]),
     "zip that is no workbook": (_zip("jobs.xlsx", "notes.txt"), ["is not an Excel .xlsx workbook", "[Content_Types].xml", "fix: open it in Excel"]),
     "empty .xlsx": (_file("jobs.xlsx", b""), ["is empty, 0 bytes", "fix: open it in Excel"]),
     "workbook without rows": (_workbook_without_rows, ["no sources configured in", "sheet 'sources' has no rows under its header", "fix: add a row"]),
-    "workbook without a sheet 'sources'": (_workbook_with_sheets("Jobs", "Notes"), ["has no sheet 'sources' (sheets: Jobs, Notes; fix: name the job list's sheet 'sources')"]),
+    "workbook without a sheet 'sources'": (
+        _workbook_with_sheets("Jobs", "Notes"),
+        ["has no sheet 'sources' (sheets: Jobs, Notes; fix: name the job list's sheet 'sources')"],
+    ),
     "workbook with an empty sheet 'sources'": (_workbook_with_sheets("sources"), ["sheet 'sources' is empty", "fix: start from `etl-config template`"]),
     "directory": (_directory, ["is a directory", "fix: give the file's path, e.g. ", "config/sources.yaml"]),
     "empty file": (_file("sources.yaml", b""), ["is empty", "fix: start it with `sources:`"]),
     "only comments": (_file("sources.yaml", b"# the sources\n"), ["is empty", "fix: start it with `sources:`"]),
-    "a list without sources:": (_file("sources.yaml", yaml.safe_dump(GOOD["sources"]).encode()),
-                                ["holds a list, not a mapping with `sources:`", "fix: put `sources:` on the first line"]),
+    "a list without sources:": (
+        _file("sources.yaml", yaml.safe_dump(GOOD["sources"]).encode()),
+        ["holds a list, not a mapping with `sources:`", "fix: put `sources:` on the first line"],
+    ),
     "sources: []": (_file("sources.yaml", b"sources: []\n"), ["no sources configured in", "fix: add one, as in the README"]),
     "sources: with nothing under it": (_file("sources.yaml", b"sources:\n"), ["no sources configured in", "fix: add one"]),
     "every source disabled": (_file("sources.yaml", _sources(DISABLED)), ["no enabled source in", "all 2 have `enabled: false`", "fix: set `enabled: true`"]),
@@ -345,10 +400,19 @@ def test_a_start_date_of_today_or_on_a_disabled_source_is_fine(workdir):
 
 
 def test_an_exports_start_date_in_the_future_is_named(workdir):
-    data = copy.deepcopy(GOOD) | {"exports": [{
-        "name": "weekly", "query": "SELECT 1", "reads": ["orders"], "object": "Metric__c", "external_id_field": "Key__c",
-        "start_date": TOMORROW.isoformat(), "connection": {"client_id": "id", "client_secret": "secret"},
-    }]}
+    data = copy.deepcopy(GOOD) | {
+        "exports": [
+            {
+                "name": "weekly",
+                "query": "SELECT 1",
+                "reads": ["orders"],
+                "object": "Metric__c",
+                "external_id_field": "Key__c",
+                "start_date": TOMORROW.isoformat(),
+                "connection": {"client_id": "id", "client_secret": "secret"},
+            }
+        ]
+    }
     path = workdir / "sources.yaml"
     path.write_text(yaml.safe_dump(data))
 
@@ -356,9 +420,11 @@ def test_an_exports_start_date_in_the_future_is_named(workdir):
         load_sources(path, None)
 
 
-@pytest.mark.parametrize(("content", "where"), [(b'ORDERS_DB_PASSWORD = s3cr3t-value\n', "at line 1, column 22"),
-                                                ('ORDERS_DB_PASSWORD = "s3cr3t-välue"\n'.encode("latin-1"), "line 1")],
-                         ids=["unquoted value", "latin-1 text"])
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [(b"ORDERS_DB_PASSWORD = s3cr3t-value\n", "at line 1, column 22"), ('ORDERS_DB_PASSWORD = "s3cr3t-välue"\n'.encode("latin-1"), "line 1")],
+    ids=["unquoted value", "latin-1 text"],
+)
 def test_a_broken_secrets_file_is_named_for_every_secret_without_its_values(workdir, content, where):
     secrets = workdir / "secrets.toml"
     secrets.write_bytes(content)

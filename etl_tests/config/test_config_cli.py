@@ -11,8 +11,8 @@ import yaml
 
 from etl_assets.demo.shop import DEMO_SOURCES_FILE
 from etl_resources.config.cli import SCHEMA_FILE, json_schema, main
-from etl_tests.support.servers import REPO
 from etl_tests.config.test_config import BROKEN_FILES, TODAY, TOMORROW
+from etl_tests.support.servers import REPO
 
 BROKEN = """\
 sources:

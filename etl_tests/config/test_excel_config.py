@@ -12,9 +12,9 @@ from openpyxl import Workbook, load_workbook
 
 from etl_assets.definitions import build_definitions
 from etl_assets.demo.shop import ensure_demo_database
+from etl_resources.config.excel import COLUMNS, LOAD_TYPES, write_workbook
 from etl_resources.config.sources_file import SourcesConfigError, load_sources
 from etl_resources.sources.sql.model import SqlSource
-from etl_resources.config.excel import COLUMNS, LOAD_TYPES, write_workbook
 from etl_tests.support.servers import REPO
 
 YAML = """\
@@ -66,11 +66,15 @@ def test_yaml_to_workbook_and_back_keeps_every_source(tmp_path):
 
 def test_workbook_errors_name_the_sheet_the_row_and_the_column(tmp_path):
     header = ["source_name", "source_type", "table_name", "load_type", "start_date", "write_mode"]
-    workbook(tmp_path / "jobs.xlsx", header, [
-        ["erp", "postgresql", "orders", "FULL", "2026-01-01", None],
-        ["erp", "postgresql", "customers", "DAILY", "2026-01-01", None],
-        ["erp", "postgress", "items", "FULL", "2026-13-01", "merge"],
-    ])
+    workbook(
+        tmp_path / "jobs.xlsx",
+        header,
+        [
+            ["erp", "postgresql", "orders", "FULL", "2026-01-01", None],
+            ["erp", "postgresql", "customers", "DAILY", "2026-01-01", None],
+            ["erp", "postgress", "items", "FULL", "2026-13-01", "merge"],
+        ],
+    )
 
     with pytest.raises(SourcesConfigError) as caught:
         load_sources(tmp_path / "jobs.xlsx", None)
@@ -93,8 +97,10 @@ def test_a_start_date_in_the_future_names_its_cell_and_today(tmp_path):
         load_sources(tmp_path / "jobs.xlsx", None)
 
     problems = str(caught.value).splitlines()[1:]
-    assert problems == [f"  - sheet 'sources', row 2, column 'start_date': source 'erp_orders' (sources[0]), field 'start_date': {tomorrow} is in the future "
-                        f"(today, UTC, is {today}), so it has no day to load yet (fix: set start_date to {today} or earlier, or enabled: false until then)"]
+    assert problems == [
+        f"  - sheet 'sources', row 2, column 'start_date': source 'erp_orders' (sources[0]), field 'start_date': {tomorrow} is in the future "
+        f"(today, UTC, is {today}), so it has no day to load yet (fix: set start_date to {today} or earlier, or enabled: false until then)"
+    ]
 
 
 def test_a_workbook_with_a_column_it_does_not_know_is_refused_at_the_header(tmp_path):
@@ -126,12 +132,20 @@ def test_the_code_location_runs_from_a_workbook(tmp_path, monkeypatch, instance)
     monkeypatch.setenv("SHOP_CONNECTION", f"sqlite:///{database}")
     monkeypatch.setenv("ETL_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
     monkeypatch.setenv("ETL_LAKE_URL", str(tmp_path / "lake"))
-    workbook(tmp_path / "jobs.xlsx", ["source_name", "source_type", "table_name", "load_type", "start_date", "target_schema"],
-             [["shop", "sqlite", "customers", "FULL", "2026-10-01", "shop"]])
+    workbook(
+        tmp_path / "jobs.xlsx",
+        ["source_name", "source_type", "table_name", "load_type", "start_date", "target_schema"],
+        [["shop", "sqlite", "customers", "FULL", "2026-10-01", "shop"]],
+    )
     defs = build_definitions(tmp_path / "jobs.xlsx", str(tmp_path / "secrets.toml"))
 
-    result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance, partition_key="2026-11-01",
-                            selection=[dg.AssetKey(["raw", "shop_customers_raw"]), dg.AssetKey(["warehouse", "shop", "customers"])])
+    result = dg.materialize(
+        list(defs.assets),
+        resources=defs.resources,
+        instance=instance,
+        partition_key="2026-11-01",
+        selection=[dg.AssetKey(["raw", "shop_customers_raw"]), dg.AssetKey(["warehouse", "shop", "customers"])],
+    )
 
     assert result.success
     with defs.resources["warehouse"].engine().connect() as conn:

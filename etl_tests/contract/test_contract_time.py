@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import polars as pl
 import pytest
-import sqlalchemy as sa
 
 from etl_resources.config.model import Contract
 from etl_resources.config.sources_file import SourcesConfigError, load_sources
@@ -19,7 +18,10 @@ from etl_resources.contract.rules import apply_contract
 
 UTC = dt.UTC
 DAY = "2026-11-10"
-NOT_ISO = "type: not a timestamp; expected ISO 8601 such as 2026-11-10T04:24:31Z, 2026-11-10 04:24:31.5+01:00 or 2026-11-10 04:24:31 UTC (fix: declare `format:` for other spellings)"
+NOT_ISO = (
+    "type: not a timestamp; expected ISO 8601 such as 2026-11-10T04:24:31Z, 2026-11-10 "
+    "04:24:31.5+01:00 or 2026-11-10 04:24:31 UTC (fix: declare `format:` for other spellings)"
+)
 FINER = "type: finer than microseconds, which is what the lake keeps (fix: type: string keeps the text)"
 NOT_A_DATE = "type: not a date; expected YYYY-MM-DD such as 2026-11-10 (fix: declare `format:` for other spellings; a time of day needs type: timestamp)"
 
@@ -282,7 +284,11 @@ sources:
 @pytest.mark.parametrize(
     ("rule", "field", "message"),
     [
-        ("{type: timestamp, timezone: Europe/Brlin}", "timezone", "unknown time zone 'Europe/Brlin' (fix: an IANA name such as UTC, Europe/Berlin or America/New_York)"),
+        (
+            "{type: timestamp, timezone: Europe/Brlin}",
+            "timezone",
+            "unknown time zone 'Europe/Brlin' (fix: an IANA name such as UTC, Europe/Berlin or America/New_York)",
+        ),
         ("{type: timestamp, timezone: '+02:00'}", "timezone", "unknown time zone '+02:00'"),
         ("{type: int, format: '%d/%m/%Y'}", "format", "`format` applies to type timestamp or date, not int (fix: remove format, or set the type)"),
         ("{type: string, format: epoch_s}", "format", "`format` applies to type timestamp or date, not string"),
@@ -381,5 +387,9 @@ def test_a_day_of_utc_suffixed_timestamps_loads_exactly_with_no_rejects(platform
         (3, at(2026, 11, 10, 23, 59, 59, 999999), at(2026, 11, 10, 23, 59, 59)),
         (4, at(2026, 11, 10, 4, 24, 31), at(2026, 11, 10, 4, 24, 31)),
     ]
-    types = platform.query(defs, "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'ops' AND table_name = 'events' AND column_name IN ('event_time', 'sent_at') ORDER BY 1")
+    types = platform.query(
+        defs,
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'ops' AND table_name = 'events' "
+        "AND column_name IN ('event_time', 'sent_at') ORDER BY 1",
+    )
     assert types == [("event_time", "timestamp with time zone"), ("sent_at", "timestamp with time zone")]

@@ -34,7 +34,9 @@ def fake_pyodbc(calls: list) -> SimpleNamespace:
         calls.append((args, kwargs))
         raise Connected()
 
-    return SimpleNamespace(connect=connect, paramstyle="qmark", version="5.2.0", Error=type("Error", (Exception,), {}), Cursor=object, SQL_WVARCHAR=-9, SQL_WCHAR=-8)
+    return SimpleNamespace(
+        connect=connect, paramstyle="qmark", version="5.2.0", Error=type("Error", (Exception,), {}), Cursor=object, SQL_WVARCHAR=-9, SQL_WCHAR=-8
+    )
 
 
 def decode(token_struct: bytes) -> str:
@@ -66,7 +68,7 @@ def test_sql_authentication_sends_the_password_and_asks_for_no_token():
 
     connect("mssql+pyodbc://etl:p%40ss@etl-sql.database.windows.net/warehouse?Encrypt=strict", credential, calls)
 
-    (args, kwargs), = calls
+    ((args, kwargs),) = calls
     assert credential.issued == [] and "attrs_before" not in kwargs
     assert "PWD=p@ss" in args[0] and "Encrypt=strict" in args[0] and "Encrypt=yes" not in args[0]
 
@@ -95,7 +97,9 @@ def fake_mssql_python(calls: list, pooling: list) -> SimpleNamespace:
         calls.append((args, kwargs))
         raise Connected()
 
-    return SimpleNamespace(connect=connect, pooling=lambda **kwargs: pooling.append(kwargs), paramstyle="qmark", __version__="1.16.0", Error=type("Error", (Exception,), {}))
+    return SimpleNamespace(
+        connect=connect, pooling=lambda **kwargs: pooling.append(kwargs), paramstyle="qmark", __version__="1.16.0", Error=type("Error", (Exception,), {})
+    )
 
 
 def mssql_python_connect(url: sa.URL) -> tuple[dict[str, str], dict, StubCredential]:
@@ -105,7 +109,7 @@ def mssql_python_connect(url: sa.URL) -> tuple[dict[str, str], dict, StubCredent
     with pytest.raises(Connected):
         engine.connect()
     assert pooling == [{"enabled": False}], "SQLAlchemy's pool is the only one"
-    (args, kwargs), = calls
+    ((args, kwargs),) = calls
     # The driver merges the connect arguments into the string (they win), and its bulk copy reuses the result.
     # It refuses a Driver or APP keyword from us (validate_keywords) and adds its own, left out here.
     _ConnectionStringParser(validate_keywords=True)._parse(args[0])

@@ -4,8 +4,8 @@ import datetime as dt
 import shutil
 import subprocess
 import time
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import polars as pl
@@ -14,8 +14,8 @@ from azure.storage.blob import ContainerClient
 
 from etl_assets.partitions import daily_partitions, range_tags
 from etl_resources.lake.day_schema import LakeSchemaError
-from etl_resources.lake.store import partition_files, read_manifest, scan_partition, write_partition
 from etl_resources.lake.io_manager import LAKE_DATASET, LakeIOManager
+from etl_resources.lake.store import partition_files, read_manifest, scan_partition, write_partition
 from etl_tests.support.servers import AZURITE_KEY
 
 PARTS = daily_partitions(dt.date(2026, 11, 1))
@@ -185,7 +185,11 @@ def test_batches_of_one_day_are_widened_to_one_schema(lake_backend):
     [
         (pl.Series([2**53 + 1]), pl.Series([0.5]), "int64 in batch 1 and float64 in batch 2"),
         (pl.Series([1]), pl.Series(["one"]), "int64 in batch 1 and string in batch 2"),
-        (pl.Series([dt.datetime(2026, 11, 5)]), pl.Series([dt.datetime(2026, 11, 5, tzinfo=dt.UTC)]), "timestamp[us] in batch 1 and timestamp[us, UTC] in batch 2"),
+        (
+            pl.Series([dt.datetime(2026, 11, 5)]),
+            pl.Series([dt.datetime(2026, 11, 5, tzinfo=dt.UTC)]),
+            "timestamp[us] in batch 1 and timestamp[us, UTC] in batch 2",
+        ),
     ],
 )
 def test_types_that_cannot_be_reconciled_fail_the_day(lake_backend, first, second, types):

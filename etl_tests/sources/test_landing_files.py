@@ -75,9 +75,13 @@ def test_each_landing_file_is_loaded_once_for_its_day(platform, workdir):
     assert all(run(defs, platform.instance, r).success for r in requests)
     assert loaded(platform, defs) == {"2026-11-20": [1, 3], "2026-11-21": [4, 6]}
     rejects = scan_partition(platform.lake(defs), "rejects/partner_orders", "2026-11-21").collect()
-    assert rejects["errors"].to_list() == [[{"field": "(record)", "reason": "jsonl: orders_2026-11-21.jsonl line 2 is not JSON: Expecting ',' delimiter"},
-                                            {"field": "order_id", "reason": "required: the value is missing"},
-                                            {"field": "ordered_at", "reason": "required: the value is missing"}]]
+    assert rejects["errors"].to_list() == [
+        [
+            {"field": "(record)", "reason": "jsonl: orders_2026-11-21.jsonl line 2 is not JSON: Expecting ',' delimiter"},
+            {"field": "order_id", "reason": "required: the value is missing"},
+            {"field": "ordered_at", "reason": "required: the value is missing"},
+        ]
+    ]
     assert rejects["record"].to_list() == [JSONL_21.splitlines()[1]]
     # Today's file waits for its day to close; the undated one is skipped for good.
     assert f"orders_{today}.csv" not in json.loads(cursor) and "orders_latest.csv" in json.loads(cursor)
@@ -92,7 +96,9 @@ def test_each_landing_file_is_loaded_once_for_its_day(platform, workdir):
     requests, cursor = tick(defs, platform.instance, cursor)
 
     assert [(r.partition_key, r.tags["etl/landing_files"]) for r in requests] == [
-        ("2026-11-19", "orders_2026-11-19.csv"), ("2026-11-20", "orders_2026-11-20_late.csv"), ("2026-11-21", "orders_2026-11-21.jsonl")
+        ("2026-11-19", "orders_2026-11-19.csv"),
+        ("2026-11-20", "orders_2026-11-20_late.csv"),
+        ("2026-11-21", "orders_2026-11-21.jsonl"),
     ]
     assert all(run(defs, platform.instance, r).success for r in requests)
     assert platform.manifest(defs, "raw/partner_orders", "2026-11-19")["rows"] == 0  # a header-only file is an empty day
@@ -104,12 +110,14 @@ def test_a_mostly_malformed_file_fails_the_reject_check_and_is_not_loaded(platfo
     landing = workdir / "landing"
     landing.mkdir()
     defs = platform.configure(SOURCES.format(landing=landing))
-    (landing / "orders_2026-11-19.csv").write_text(textwrap.dedent("""\
+    (landing / "orders_2026-11-19.csv").write_text(
+        textwrap.dedent("""\
         order_id,amount,ordered_at
         1,10.50,2026-11-19T08:00:00Z
         2,3.00,2026-11-19T08:00:00Z,extra
         3;4.00;2026-11-19T08:00:00Z
-        """))
+        """)
+    )
 
     [request], _ = tick(defs, platform.instance, None)
     result = run(defs, platform.instance, request)
@@ -126,7 +134,9 @@ def test_files_dropped_into_an_adls_container_are_picked_up(platform, azurite, c
     landing = f"abfss://{container.container_name}@devstoreaccount1.dfs.core.windows.net/landing/partners"
     defs = platform.configure(
         SOURCES.format(landing=landing),
-        lake_url=azurite.lake_url(container.container_name, "bronze"), lake_account_key=AZURITE_KEY, lake_endpoint=azurite.endpoint,
+        lake_url=azurite.lake_url(container.container_name, "bronze"),
+        lake_account_key=AZURITE_KEY,
+        lake_endpoint=azurite.endpoint,
     )
     parquet = io.BytesIO()
     pl.DataFrame({"order_id": [8, 9], "amount": [1.5, 2.5], "ordered_at": ["2026-11-18T01:00:00Z", "2026-11-18T02:00:00Z"]}).write_parquet(parquet)
@@ -144,7 +154,8 @@ def test_a_contract_of_plain_text_columns_keeps_every_row(platform, workdir):
     so this contract has no rule at all (which once crashed polars with an empty fold)."""
     landing = workdir / "landing"
     landing.mkdir()
-    defs = platform.configure(textwrap.dedent("""
+    defs = platform.configure(
+        textwrap.dedent("""
         sources:
           - name: notes
             kind: files
@@ -152,7 +163,8 @@ def test_a_contract_of_plain_text_columns_keeps_every_row(platform, workdir):
             start_date: 2026-11-01
             target: {{table: notes}}
             contract: {{columns: {{author: {{}}, text: {{}}}}}}
-    """).format(landing=landing))
+    """).format(landing=landing)
+    )
     pl.DataFrame({"author": ["ana", None], "text": ["hello", None]}).write_parquet(landing / "notes_2026-11-17.parquet")
 
     [request], _ = tick(defs, platform.instance, None, sensor="notes_landing")

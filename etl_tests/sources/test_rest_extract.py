@@ -7,11 +7,11 @@ import time
 import polars as pl
 import pytest
 
-from etl_resources.sources.rest.model import RestSource
 from etl_resources.lake.day_schema import LakeSchemaError
 from etl_resources.lake.store import open_lake, read_manifest, write_partition
-from etl_resources.sources.rest.extract import RestSourceError, extract_rest
 from etl_resources.secrets import SecretStore
+from etl_resources.sources.rest.extract import RestSourceError, extract_rest
+from etl_resources.sources.rest.model import RestSource
 from etl_tests.support.api_server import ApiServer, ApiState
 
 WINDOW = (dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
@@ -219,8 +219,13 @@ def test_a_redirect_loop_names_the_source_and_the_url_without_the_key(api, workd
 
 @pytest.mark.parametrize(
     ("path", "repeated"),
-    [("/page", "the same records as page 1"), ("/offset", "the same records as page 1"), ("/cursor", "cursor '10' again"),
-     ("/cursor ", "cursor '10' again"), ("/next", "next URL again")],
+    [
+        ("/page", "the same records as page 1"),
+        ("/offset", "the same records as page 1"),
+        ("/cursor", "cursor '10' again"),
+        ("/cursor ", "cursor '10' again"),
+        ("/next", "next URL again"),
+    ],
 )
 def test_a_pagination_that_goes_round_in_circles_stops_with_an_error(api, workdir, path, repeated):
     api.state.stuck = True

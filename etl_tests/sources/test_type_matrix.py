@@ -18,14 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from etl_resources.databases.type_mapping import WarehouseTypeError, check_column_types, sql_type
 from etl_resources.lake.store import scan_partition
 from etl_resources.sources.sql.extract import SourceTypeError, _checked_frame
-from etl_resources.databases.type_mapping import WarehouseTypeError, check_column_types, sql_type
 from etl_resources.warehouse.resource import load_partition
 from etl_tests.support import tsql_driver
 
 DAY = "2026-11-01"
-ODD_NAMES = ["rate%", "two words", "it's \"q\"", "MixedCase"]
+ODD_NAMES = ["rate%", "two words", 'it\'s "q"', "MixedCase"]
 BIG = "1234567890123456789012345678901234567890"
 PI50 = "3.14159265358979323846264338327950288419716939937510"
 
@@ -90,7 +90,11 @@ def in_warehouse(value, dtype: pl.DataType, sqlite: bool):
     if not sqlite:
         return value
     if isinstance(dtype, pl.Datetime):
-        return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if value.year >= 1000 else f"{value.replace(tzinfo=None):%Y-%m-%d %H:%M:%S.%f}".rjust(26, "0")
+        return (
+            value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+            if value.year >= 1000
+            else f"{value.replace(tzinfo=None):%Y-%m-%d %H:%M:%S.%f}".rjust(26, "0")
+        )
     if dtype == pl.Date:
         return value.isoformat()
     if dtype == pl.Time:
@@ -167,10 +171,28 @@ INSERT INTO nan_floats VALUES (1, 'NaN', 'NaN'), (2, 'Infinity', '-Infinity'), (
 # Kept as the server's own text: no lake type holds them exactly (a uuid's bytes, an interval's months, a timetz's zone…).
 PG_AS_TEXT = ["n", "n50", "j", "jb", "u", "iv", "ip", "net", "ttz", "bt", "vb"]
 PG_LAKE_TYPES = {
-    "i2": pl.Int16, "i4": pl.Int32, "i8": pl.Int64, "n12": pl.Decimal(12, 2), "n38": pl.Decimal(38, 10), "f4": pl.Float32, "f8": pl.Float64,
-    "t": pl.String, "c": pl.String, "vc": pl.String, "b": pl.Binary, "d": pl.Date, "tm": pl.Time, "ts": pl.Datetime("us"),
-    "tstz": pl.Datetime("us", "UTC"), "e": pl.String, "ai": pl.List(pl.Int32), "at": pl.List(pl.String), "bo": pl.Boolean,
-    **{name: pl.String for name in PG_AS_TEXT}, "rate%": pl.Int32, **{name: pl.String for name in ODD_NAMES[1:]},
+    "i2": pl.Int16,
+    "i4": pl.Int32,
+    "i8": pl.Int64,
+    "n12": pl.Decimal(12, 2),
+    "n38": pl.Decimal(38, 10),
+    "f4": pl.Float32,
+    "f8": pl.Float64,
+    "t": pl.String,
+    "c": pl.String,
+    "vc": pl.String,
+    "b": pl.Binary,
+    "d": pl.Date,
+    "tm": pl.Time,
+    "ts": pl.Datetime("us"),
+    "tstz": pl.Datetime("us", "UTC"),
+    "e": pl.String,
+    "ai": pl.List(pl.Int32),
+    "at": pl.List(pl.String),
+    "bo": pl.Boolean,
+    **dict.fromkeys(PG_AS_TEXT, pl.String),
+    "rate%": pl.Int32,
+    **dict.fromkeys(ODD_NAMES[1:], pl.String),
 }
 
 
@@ -219,7 +241,8 @@ def test_a_query_source_keeps_percent_signs_and_opaque_types(platform, pg_source
 def test_an_empty_day_of_a_plain_numeric_column_keeps_its_schema(platform, pg_source, warehouse_url):
     with psycopg.connect(host="127.0.0.1", port=pg_source["port"], user="postgres", dbname=pg_source["database"], autocommit=True) as conn:
         conn.execute("CREATE TABLE empty_day (id integer, n numeric, n12 numeric(12,2), jb jsonb, at timestamptz)")
-    defs = platform.configure(f"""
+    defs = platform.configure(
+        f"""
 sources:
   - name: empty_day
     kind: sql
@@ -229,7 +252,9 @@ sources:
     watermark_column: at
     start_date: {DAY}
     target: {{schema: dw, table: empty_day}}
-""", warehouse_url=warehouse_url)
+""",
+        warehouse_url=warehouse_url,
+    )
 
     assert platform.materialize(defs, DAY).success
 
@@ -249,7 +274,10 @@ def test_nan_and_infinities_survive_on_postgresql_and_fail_naming_the_column_on_
         failure = str(next(e for e in result.all_events if e.is_step_failure).step_failure_data.error)
         assert "column 'f4': NaN cannot be stored in SQLite" in failure
         assert f"source 'nan_floats', {DAY}:" in failure
-        assert mismatches(source_rows, [{k: v for k, v in row.items() if not k.startswith("_")} for row in lake_rows(platform, defs, "nan_floats")[1]], "lake") == []
+        assert (
+            mismatches(source_rows, [{k: v for k, v in row.items() if not k.startswith("_")} for row in lake_rows(platform, defs, "nan_floats")[1]], "lake")
+            == []
+        )
     else:
         assert result.success
         assert assert_matrix(platform, defs, warehouse_url, "nan_floats", source_rows, {"f4": pl.Float32, "f8": pl.Float64}) is None
@@ -278,11 +306,25 @@ def test_a_column_that_turns_from_int_to_text_fails_the_load_naming_it(platform,
 @pytest.mark.parametrize(
     ("dtype", "tsql"),
     [
-        (pl.Boolean, "BIT"), (pl.Int8, "SMALLINT"), (pl.UInt8, "SMALLINT"), (pl.Int16, "SMALLINT"), (pl.UInt16, "INTEGER"),
-        (pl.Int32, "INTEGER"), (pl.UInt32, "BIGINT"), (pl.Int64, "BIGINT"), (pl.UInt64, "NUMERIC(20, 0)"),
-        (pl.Float32, "FLOAT(24)"), (pl.Float64, "DOUBLE PRECISION"), (pl.Decimal(12, 2), "NUMERIC(12, 2)"), (pl.Decimal(38, 10), "NUMERIC(38, 10)"),
-        (pl.String, "NVARCHAR(max)"), (pl.Binary, "VARBINARY(max)"), (pl.Date, "DATE"), (pl.Time, "TIME"),
-        (pl.Datetime("us"), "DATETIME2"), (pl.Datetime("us", "UTC"), "DATETIMEOFFSET"),
+        (pl.Boolean, "BIT"),
+        (pl.Int8, "SMALLINT"),
+        (pl.UInt8, "SMALLINT"),
+        (pl.Int16, "SMALLINT"),
+        (pl.UInt16, "INTEGER"),
+        (pl.Int32, "INTEGER"),
+        (pl.UInt32, "BIGINT"),
+        (pl.Int64, "BIGINT"),
+        (pl.UInt64, "NUMERIC(20, 0)"),
+        (pl.Float32, "FLOAT(24)"),
+        (pl.Float64, "DOUBLE PRECISION"),
+        (pl.Decimal(12, 2), "NUMERIC(12, 2)"),
+        (pl.Decimal(38, 10), "NUMERIC(38, 10)"),
+        (pl.String, "NVARCHAR(max)"),
+        (pl.Binary, "VARBINARY(max)"),
+        (pl.Date, "DATE"),
+        (pl.Time, "TIME"),
+        (pl.Datetime("us"), "DATETIME2"),
+        (pl.Datetime("us", "UTC"), "DATETIMEOFFSET"),
     ],
 )
 def test_sql_server_gets_a_tsql_type_for_each_lake_type(dtype, tsql):
@@ -311,11 +353,37 @@ MARIADB_TABLE = [
       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""",
 ]
 MARIADB_LAKE_TYPES = {
-    "ti": pl.Int8, "tiu": pl.UInt8, "si": pl.Int16, "siu": pl.UInt16, "mi": pl.Int32, "miu": pl.UInt32, "i": pl.Int32, "iu": pl.UInt32,
-    "bi": pl.Int64, "biu": pl.UInt64, "d12": pl.Decimal(12, 2), "d65": pl.String, "f": pl.Float64, "db": pl.Float64, "t": pl.String,
-    "c": pl.String, "vc": pl.String, "j": pl.String, "u": pl.String, "bl": pl.Binary, "vb": pl.Binary, "d": pl.Date, "tm": pl.String,
-    "ts": pl.Datetime("us"), "tsz": pl.Datetime("us"), "e": pl.String, "bt": pl.UInt64, "bo": pl.Int8, "ip": pl.String,
-    "rate%": pl.Int32, **{name: pl.String for name in ODD_NAMES[1:]},
+    "ti": pl.Int8,
+    "tiu": pl.UInt8,
+    "si": pl.Int16,
+    "siu": pl.UInt16,
+    "mi": pl.Int32,
+    "miu": pl.UInt32,
+    "i": pl.Int32,
+    "iu": pl.UInt32,
+    "bi": pl.Int64,
+    "biu": pl.UInt64,
+    "d12": pl.Decimal(12, 2),
+    "d65": pl.String,
+    "f": pl.Float64,
+    "db": pl.Float64,
+    "t": pl.String,
+    "c": pl.String,
+    "vc": pl.String,
+    "j": pl.String,
+    "u": pl.String,
+    "bl": pl.Binary,
+    "vb": pl.Binary,
+    "d": pl.Date,
+    "tm": pl.String,
+    "ts": pl.Datetime("us"),
+    "tsz": pl.Datetime("us"),
+    "e": pl.String,
+    "bt": pl.UInt64,
+    "bo": pl.Int8,
+    "ip": pl.String,
+    "rate%": pl.Int32,
+    **dict.fromkeys(ODD_NAMES[1:], pl.String),
 }
 
 
@@ -338,14 +406,14 @@ def mariadb_expected(name: str, value):
 def test_mariadb_source_types_arrive_exactly(platform, mariadb, warehouse_url):
     """MariaDB has no NaN or infinite floats (it refuses them), so its floats are checked at their limits instead."""
     database = mariadb.create_database("matrix")
-    with pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", database=database, charset="utf8mb4", autocommit=True) as conn:
-        with conn.cursor() as cursor:
-            cursor.execute("SET time_zone = '+00:00'")
-            for statement in MARIADB_TABLE:
-                cursor.execute(statement)
-            cursor.execute("SELECT * FROM matrix ORDER BY id")
-            names = [column[0] for column in cursor.description]
-            source_rows = [{name: mariadb_expected(name, value) for name, value in zip(names, row, strict=True)} for row in cursor.fetchall()]
+    connect = {"host": "127.0.0.1", "port": mariadb.port, "user": "root", "database": database, "charset": "utf8mb4", "autocommit": True}
+    with pymysql.connect(**connect) as conn, conn.cursor() as cursor:
+        cursor.execute("SET time_zone = '+00:00'")
+        for statement in MARIADB_TABLE:
+            cursor.execute(statement)
+        cursor.execute("SELECT * FROM matrix ORDER BY id")
+        names = [column[0] for column in cursor.description]
+        source_rows = [{name: mariadb_expected(name, value) for name, value in zip(names, row, strict=True)} for row in cursor.fetchall()]
     defs = platform.configure(sources_yaml(mariadb.url(database), ["matrix"]), warehouse_url=warehouse_url)
 
     assert platform.materialize(defs, DAY).success
@@ -367,13 +435,31 @@ INSERT INTO matrix VALUES
  (4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 """
 SQLITE_LAKE_TYPES = {
-    "i": pl.Int64, "bi": pl.Int64, "r": pl.Float64, "f": pl.Float64, "db": pl.Float64, "n": pl.Decimal(10, 2), "t": pl.String, "c": pl.String,
-    "vc": pl.String, "j": pl.String, "b": pl.Binary, "d": pl.Date, "tm": pl.Time, "ts": pl.Datetime("us"), "bo": pl.Boolean,
-    "rate%": pl.Int64, **{name: pl.String for name in ODD_NAMES[1:]},
+    "i": pl.Int64,
+    "bi": pl.Int64,
+    "r": pl.Float64,
+    "f": pl.Float64,
+    "db": pl.Float64,
+    "n": pl.Decimal(10, 2),
+    "t": pl.String,
+    "c": pl.String,
+    "vc": pl.String,
+    "j": pl.String,
+    "b": pl.Binary,
+    "d": pl.Date,
+    "tm": pl.Time,
+    "ts": pl.Datetime("us"),
+    "bo": pl.Boolean,
+    "rate%": pl.Int64,
+    **dict.fromkeys(ODD_NAMES[1:], pl.String),
 }
 # sqlite3 hands dates, times and timestamps over as the text SQLite holds, and booleans and decimals as numbers.
 SQLITE_READS = {
-    "d": dt.date.fromisoformat, "tm": dt.time.fromisoformat, "ts": dt.datetime.fromisoformat, "bo": bool, "n": lambda v: Decimal(f"{v:.2f}"),
+    "d": dt.date.fromisoformat,
+    "tm": dt.time.fromisoformat,
+    "ts": dt.datetime.fromisoformat,
+    "bo": bool,
+    "n": lambda v: Decimal(f"{v:.2f}"),
 }
 
 
@@ -385,8 +471,7 @@ def test_sqlite_source_types_arrive_exactly(platform, workdir, warehouse_url):
         cursor = conn.execute("SELECT * FROM matrix ORDER BY id")
         names = [column[0] for column in cursor.description]
         source_rows = [
-            {name: None if value is None else SQLITE_READS.get(name, lambda v: v)(value) for name, value in zip(names, row, strict=True)}
-            for row in cursor
+            {name: None if value is None else SQLITE_READS.get(name, lambda v: v)(value) for name, value in zip(names, row, strict=True)} for row in cursor
         ]
     defs = platform.configure(sources_yaml(f"sqlite:///{path}", ["matrix"]), warehouse_url=warehouse_url)
 
@@ -473,9 +558,16 @@ def test_a_mariadb_query_source_types_decimals_and_time_from_the_result_not_the_
 @pytest.mark.parametrize(
     ("held", "lake", "fits"),
     [
-        (sa.Integer(), pl.Int64, True), (sa.BigInteger(), pl.Int32, True), (sa.Numeric(20, 0), pl.UInt64, True), (sa.Numeric(30, 2), pl.Decimal(30, 2), True),
-        (sa.Text(), pl.Decimal(30, 2), True), (sa.Text(), pl.Null, True), (sa.Integer(), pl.String, False), (sa.Text(), pl.Int64, False),
-        (sa.Numeric(12, 2), pl.Float64, False), (sa.DateTime(), pl.Date, False),
+        (sa.Integer(), pl.Int64, True),
+        (sa.BigInteger(), pl.Int32, True),
+        (sa.Numeric(20, 0), pl.UInt64, True),
+        (sa.Numeric(30, 2), pl.Decimal(30, 2), True),
+        (sa.Text(), pl.Decimal(30, 2), True),
+        (sa.Text(), pl.Null, True),
+        (sa.Integer(), pl.String, False),
+        (sa.Text(), pl.Int64, False),
+        (sa.Numeric(12, 2), pl.Float64, False),
+        (sa.DateTime(), pl.Date, False),
     ],
 )
 def test_a_warehouse_column_takes_only_values_of_its_kind(held, lake, fits):

@@ -86,8 +86,15 @@ def make_handler(state: SalesforceState, base_url: str):
             self.reply(200, {"access_token": TOKEN, "instance_url": base_url, "token_type": "Bearer"})
 
         def create(self, spec: dict) -> None:
-            job = {"id": f"750{uuid.uuid4().hex[:15]}", "object": spec["object"], "externalIdFieldName": spec["externalIdFieldName"],
-                   "operation": spec["operation"], "state": "Open", "csv": "", "polls": 0}
+            job = {
+                "id": f"750{uuid.uuid4().hex[:15]}",
+                "object": spec["object"],
+                "externalIdFieldName": spec["externalIdFieldName"],
+                "operation": spec["operation"],
+                "state": "Open",
+                "csv": "",
+                "polls": 0,
+            }
             state.jobs[job["id"]] = job
             self.reply(200, self.info(job))
 
@@ -116,8 +123,14 @@ def make_handler(state: SalesforceState, base_url: str):
             job |= {"state": "JobComplete", "processed": len(rows), "failed": len(failed), "failed_csv": out.getvalue()}
 
         def info(self, job: dict) -> dict:
-            return {"id": job["id"], "object": job["object"], "state": job["state"], "operation": job["operation"],
-                    "numberRecordsProcessed": job.get("processed", 0), "numberRecordsFailed": job.get("failed", 0)}
+            return {
+                "id": job["id"],
+                "object": job["object"],
+                "state": job["state"],
+                "operation": job["operation"],
+                "numberRecordsProcessed": job.get("processed", 0),
+                "numberRecordsFailed": job.get("failed", 0),
+            }
 
         def do_POST(self) -> None:
             self.handle_any("POST")

@@ -82,7 +82,9 @@ def postgres_server() -> Iterator[Postgres]:
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
     data, log, port = base / "data", base / "server.log", free_port()
-    subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]), check=True, capture_output=True
+    )
     options = f"-p {port} -h 127.0.0.1 -k {base} -c fsync=off -c full_page_writes=off"
     server = Postgres(port=port, pg_ctl=bindir / "pg_ctl", data=data, options=options, log=log)
     server.start()
@@ -124,8 +126,19 @@ def mariadb_server() -> Iterator[MariaDB]:
         check=True,
         capture_output=True,
     )
-    args = [daemon, "--no-defaults", f"--datadir={data}", f"--socket={base / 'mysql.sock'}", f"--pid-file={base / 'mysqld.pid'}",
-            "--bind-address=127.0.0.1", f"--port={port}", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin", f"--log-error={log}", *user]
+    args = [
+        daemon,
+        "--no-defaults",
+        f"--datadir={data}",
+        f"--socket={base / 'mysql.sock'}",
+        f"--pid-file={base / 'mysqld.pid'}",
+        "--bind-address=127.0.0.1",
+        f"--port={port}",
+        "--innodb-flush-log-at-trx-commit=0",
+        "--skip-log-bin",
+        f"--log-error={log}",
+        *user,
+    ]
     try:
         with listening(args, log, port, "MariaDB", seconds=60):
             yield MariaDB(port=port)
@@ -160,10 +173,7 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint={self.endpoint};"
-        )
+        return f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={self.endpoint};"
 
     def lake_url(self, container: str, prefix: str = "lake") -> str:
         return f"abfss://{container}@{AZURITE_ACCOUNT}.dfs.core.windows.net/{prefix}"

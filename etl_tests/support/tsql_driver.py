@@ -75,7 +75,9 @@ class Server:
 
     def schemas(self) -> list[tuple[str]]:
         """The schemas made so far: the one piece of state this server keeps, so a load's second plan sees its first."""
-        return [(match.group(1),) for entry in self.sent if entry[0] == "execute" for match in [re.fullmatch(r"CREATE SCHEMA (\S+)", entry[1].strip())] if match]
+        return [
+            (match.group(1),) for entry in self.sent if entry[0] == "execute" for match in [re.fullmatch(r"CREATE SCHEMA (\S+)", entry[1].strip())] if match
+        ]
 
     def statements(self) -> list[tuple]:
         """What the load sent, without the dialect's own connect-time and reflection queries."""

@@ -23,7 +23,6 @@ import time
 from decimal import Decimal
 
 import polars as pl
-import pytest
 import sqlalchemy as sa
 
 from etl_resources.warehouse.resource import load_partition
@@ -102,7 +101,10 @@ def ignores_case(engine: sa.Engine, schema: str, table: str, column: str) -> boo
     then so does the merge, as any query on that column would."""
     with engine.connect() as conn:
         style = conn.execute(
-            sa.text("SELECT CAST(COLLATIONPROPERTY(collation_name, 'ComparisonStyle') AS int) FROM sys.columns WHERE object_id = OBJECT_ID(:table) AND name = :column"),
+            sa.text(
+                "SELECT CAST(COLLATIONPROPERTY(collation_name, 'ComparisonStyle') AS int) FROM sys.columns "
+                "WHERE object_id = OBJECT_ID(:table) AND name = :column"
+            ),
             {"table": f"[{schema}].[{table}]", "column": column},
         ).scalar_one()
     return bool(style & 1)
@@ -150,7 +152,7 @@ def test_merge_on_a_number_key_keeps_the_rows_the_day_does_not_mention(mssql_eng
 
 AMSTERDAM = "Europe/Amsterdam"
 # Column names a statement must quote: a percent sign (a DBAPI `format` placeholder), spaces, quotes, case.
-PERCENT, QUOTED, CASED = "Rate %", "it's \"text\"", "IsActive Flag"
+PERCENT, QUOTED, CASED = "Rate %", 'it\'s "text"', "IsActive Flag"
 TYPED_COLUMNS = {
     "n": (pl.Int32, [1, 2, 3, 4]),
     "i8": (pl.Int8, [-128, 127, 0, None]),
@@ -171,7 +173,12 @@ TYPED_COLUMNS = {
     # 02:30 local twice on the night clocks go back: two instants the wall clock cannot tell apart.
     "at_amsterdam": (
         pl.Datetime("us", "UTC"),
-        [dt.datetime(2026, 10, 25, 0, 30, 0, 250000, tzinfo=UTC), dt.datetime(2026, 10, 25, 1, 30, 0, 250001, tzinfo=UTC), dt.datetime(2026, 11, 1, 22, 59, 59, 999999, tzinfo=UTC), None],
+        [
+            dt.datetime(2026, 10, 25, 0, 30, 0, 250000, tzinfo=UTC),
+            dt.datetime(2026, 10, 25, 1, 30, 0, 250001, tzinfo=UTC),
+            dt.datetime(2026, 11, 1, 22, 59, 59, 999999, tzinfo=UTC),
+            None,
+        ],
     ),
     "at_naive": (pl.Datetime("us"), [dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.datetime(2026, 11, 1, 12, 0, 0, 1), None]),
     "day": (pl.Date, [dt.date(1, 1, 1), dt.date(9999, 12, 31), dt.date(2026, 11, 1), None]),
@@ -179,7 +186,7 @@ TYPED_COLUMNS = {
     CASED: (pl.Boolean, [True, False, True, None]),
     QUOTED: (
         pl.String,
-        ["", "日本語 Ærø ключ 👍", "O'Brien said \"100% done\"; -- not a comment\nline two\r\n\ttab %s %(x)s " + "é" * 5000, None],
+        ["", "日本語 Ærø ключ 👍", 'O\'Brien said "100% done"; -- not a comment\nline two\r\n\ttab %s %(x)s ' + "é" * 5000, None],
     ),
     "blob": (pl.Binary, [b"", bytes(range(256)), b"\x00'\x00%", None]),
 }
@@ -280,7 +287,9 @@ def test_a_load_killed_midway_leaves_the_day_as_it_was_and_the_next_load_clears_
     stderr = tmp_path / "load.stderr"
     env = {**os.environ, "PYTHONPATH": str(REPO), MSSQL_URL_VARIABLE: mssql_url}
     with stderr.open("w") as errors:
-        load = subprocess.Popen([sys.executable, "-c", BIG_LOAD, mssql_schema, DAY_1, str(BIG_ROWS)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
+        load = subprocess.Popen(
+            [sys.executable, "-c", BIG_LOAD, mssql_schema, DAY_1, str(BIG_ROWS)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=errors, text=True
+        )
         try:
             assert load.stdout.readline().strip() == "loading", stderr.read_text()[-3000:]
             staged = wait_for_stage(mssql_engine, mssql_schema, 60)

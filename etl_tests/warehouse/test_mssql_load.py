@@ -175,8 +175,20 @@ def test_values_reach_pyodbc_as_typed_python_values_with_zoned_timestamps_as_utc
 
     (fill,) = [entry for entry in server.statements() if entry[0] == "executemany"]
     assert fill[2] == [
-        (-128, Decimal("18446744073709551615"), Decimal("-99999999999999999999999999.999999999999"), dt.datetime(2026, 11, 1, 23, 30, 0, 250001),
-         dt.datetime(2026, 11, 1, 1, 2, 3, 4), dt.date(1, 1, 1), dt.time(23, 59, 59, 999999), True, b"\x00\xff", "naïve 'quoted' 100%\nline", "f", 0),
+        (
+            -128,
+            Decimal("18446744073709551615"),
+            Decimal("-99999999999999999999999999.999999999999"),
+            dt.datetime(2026, 11, 1, 23, 30, 0, 250001),
+            dt.datetime(2026, 11, 1, 1, 2, 3, 4),
+            dt.date(1, 1, 1),
+            dt.time(23, 59, 59, 999999),
+            True,
+            b"\x00\xff",
+            "naïve 'quoted' 100%\nline",
+            "f",
+            0,
+        ),
         (None, Decimal("0"), Decimal("0.000000000001"), None, None, dt.date(9999, 12, 31), None, None, None, "", "f", 1),
     ]
     stage_ddl = next(entry[1] for entry in server.statements() if entry[0] == "execute" and "CREATE TABLE orders__stage_" in entry[1])
@@ -198,9 +210,18 @@ def test_mssql_python_bulk_copies_arrow_into_the_stage_by_position():
     assert STAGE.fullmatch(table_name.strip("[]"))
     assert options == {"batch_size": 100_000, "timeout": 0, "keep_nulls": True, "table_lock": True}
     assert [(field.name, str(field.type)) for field in data.schema] == [
-        ("tiny", "int16"), ("big_unsigned", "decimal128(20, 0)"), ("amount", "decimal128(38, 12)"), ("ordered_at", "timestamp[us]"),
-        ("naive_at", "timestamp[us]"), ("day", "date32[day]"), ("clock", "time64[ns]"), ("flag", "bool"), ("blob", "large_binary"),
-        ("note", "large_string"), ("_source_file", "large_string"), ("_etl_row", "int64"),
+        ("tiny", "int16"),
+        ("big_unsigned", "decimal128(20, 0)"),
+        ("amount", "decimal128(38, 12)"),
+        ("ordered_at", "timestamp[us]"),
+        ("naive_at", "timestamp[us]"),
+        ("day", "date32[day]"),
+        ("clock", "time64[ns]"),
+        ("flag", "bool"),
+        ("blob", "large_binary"),
+        ("note", "large_string"),
+        ("_source_file", "large_string"),
+        ("_etl_row", "int64"),
     ]
     assert data.column("ordered_at").to_pylist() == [dt.datetime(2026, 11, 1, 23, 30, 0, 250001), None]
     assert data.column("big_unsigned").to_pylist() == [Decimal("18446744073709551615"), Decimal("0")]
@@ -217,7 +238,10 @@ def test_a_refused_bulk_copy_empties_the_stage_and_sends_parameter_arrays_counti
     lines = shapes(server)
     truncate = lines.index("TRUNCATE TABLE [dw].[orders__stage_<id>]")
     assert lines[truncate + 1] == "COMMIT"
-    assert lines[truncate + 2] == "executemany: INSERT INTO [dw].[orders__stage_<id>] ([order_id], [status], [_source_file], [_etl_row]) VALUES (?, ?, ?, ?) x 3 rows"
+    assert (
+        lines[truncate + 2]
+        == "executemany: INSERT INTO [dw].[orders__stage_<id>] ([order_id], [status], [_source_file], [_etl_row]) VALUES (?, ?, ?, ?) x 3 rows"
+    )
     assert loaded.rows == 3
     assert "the bulk copy was refused (Bulk load is not supported on this endpoint); loading by parameter arrays instead" in caplog.text
 
@@ -261,7 +285,11 @@ def test_a_target_lock_held_past_the_wait_fails_naming_the_table_and_changes_not
         load_partition(engine_for(PYODBC, server), "dw", "orders", DAY, orders())
 
     lines = shapes(server)
-    assert not [line for line in lines[lines.index(LOCK_TARGET) :] if line.startswith(("CREATE TABLE dw.orders ", "DELETE FROM [dw].[orders]", "INSERT INTO [dw].[orders] "))]
+    assert not [
+        line
+        for line in lines[lines.index(LOCK_TARGET) :]
+        if line.startswith(("CREATE TABLE dw.orders ", "DELETE FROM [dw].[orders]", "INSERT INTO [dw].[orders] "))
+    ]
     assert "DROP TABLE IF EXISTS [dw].[orders__stage_<id>]" in lines
 
 
@@ -299,7 +327,11 @@ def test_a_merge_finds_a_unique_index_where_the_dialect_reflects_no_unique_const
     load_partition(engine, None, "orders", "2026-11-02", orders(3), "merge", ("order_id",))
 
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT order_id, _partition FROM orders ORDER BY order_id")).all() == [(1, "2026-11-02"), (2, "2026-11-02"), (3, "2026-11-02")]
+        assert conn.execute(sa.text("SELECT order_id, _partition FROM orders ORDER BY order_id")).all() == [
+            (1, "2026-11-02"),
+            (2, "2026-11-02"),
+            (3, "2026-11-02"),
+        ]
     assert [index["name"] for index in sa.inspect(engine).get_indexes("orders") if index["unique"]] == ["ux_orders__keys"]
 
 

@@ -24,11 +24,13 @@ def engine(postgres) -> sa.Engine:
 
 def frame(ids: range, files: int = 1, day: str = DAY) -> pl.LazyFrame:
     """A partition as the lake IO manager hands it over: rows with the Parquet file each came from."""
-    return pl.LazyFrame({
-        "order_id": list(ids),
-        "amount": [float(i) for i in ids],
-        "_source_file": [f"raw/orders/date={day}/part-20261102T000000-0a1b2c3d-{i % files:05d}.parquet" for i in ids],
-    })
+    return pl.LazyFrame(
+        {
+            "order_id": list(ids),
+            "amount": [float(i) for i in ids],
+            "_source_file": [f"raw/orders/date={day}/part-20261102T000000-0a1b2c3d-{i % files:05d}.parquet" for i in ids],
+        }
+    )
 
 
 def rows(engine: sa.Engine, sql: str) -> list[tuple]:
@@ -85,7 +87,10 @@ def test_columns_the_source_grew_or_dropped_line_up_with_the_parent(engine):
 
     assert grown.added_columns == ["note"]
     assert rows(engine, "SELECT _partition, order_id, amount, note FROM orders ORDER BY 1, 2") == [
-        (DAY, 0, None, None), (DAY, 1, None, None), (OTHER_DAY, 5, 5.0, "new"), (OTHER_DAY, 6, 6.0, "new")
+        (DAY, 0, None, None),
+        (DAY, 1, None, None),
+        (OTHER_DAY, 5, 5.0, "new"),
+        (OTHER_DAY, 6, 6.0, "new"),
     ]
 
 
@@ -117,7 +122,7 @@ def test_two_loads_of_one_new_day_at_once_take_turns(engine):
         thread.join()
 
     assert errors == []
-    (count, lowest, highest), = rows(engine, f"SELECT COUNT(*), MIN(order_id), MAX(order_id) FROM orders WHERE _partition = '{DAY}'")
+    ((count, lowest, highest),) = rows(engine, f"SELECT COUNT(*), MIN(order_id), MAX(order_id) FROM orders WHERE _partition = '{DAY}'")
     assert count == 300_000 and highest - lowest == 299_999
 
 
@@ -151,8 +156,7 @@ def test_every_type_the_warehouse_creates_survives_the_binary_copy(engine):
         "text": (pl.String, ["ünï\tcødé\n\\N", None]),
     }
     loaded = pl.LazyFrame(
-        {name: pl.Series(name, data, dtype=dtype) for name, (dtype, data) in values.items()}
-        | {"_source_file": [f"raw/t/date={DAY}/part-0.parquet"] * 2}
+        {name: pl.Series(name, data, dtype=dtype) for name, (dtype, data) in values.items()} | {"_source_file": [f"raw/t/date={DAY}/part-0.parquet"] * 2}
     )
 
     replace_partition(engine, None, "typed", DAY, loaded)

@@ -16,8 +16,8 @@ from etl_assets.assets import warehouse as warehouse_assets
 from etl_resources.config.sources_file import SourcesConfigError, load_sources
 from etl_resources.databases.engines import create_engine
 from etl_resources.warehouse.dialects.mssql.load import DayLoad, insert_statement, move_statements, stage_for
-from etl_resources.warehouse.resource import load_partition, replace_partition
 from etl_resources.warehouse.names import WarehouseNameError, column_clashes, generated, naming
+from etl_resources.warehouse.resource import load_partition, replace_partition
 from etl_tests.support.servers import REPO
 
 DAY, OTHER_DAY = "2026-11-01", "2026-11-02"
@@ -31,7 +31,12 @@ def sources_yaml(connection: str, targets: list[str], query: str = "SELECT 1 AS 
     for index, spec in enumerate(targets):
         written, _, mode = spec.partition("|")
         schema, _, table = written.rpartition(".")
-        target = f"{{table: {table}" + (f", schema: {schema}" if schema else "") + (f", write_mode: {mode}, keys: [id]" if mode == "merge" else f", write_mode: {mode}" if mode else "") + "}"
+        target = (
+            f"{{table: {table}"
+            + (f", schema: {schema}" if schema else "")
+            + (f", write_mode: {mode}, keys: [id]" if mode == "merge" else f", write_mode: {mode}" if mode else "")
+            + "}"
+        )
         entries.append(
             f"  - name: source_{chr(ord('a') + index)}\n    kind: sql\n    connection: {connection}\n    query: '{query}'\n"
             f"    start_date: {DAY}\n    schedule: null\n    target: {target}\n"
@@ -75,14 +80,20 @@ def test_names_that_differ_in_case_are_one_table_where_the_warehouse_ignores_cas
     if not refused:
         assert [source.target.table for source in load_sources(path, None, url).sources] == ["Orders", "orders"]
         return
-    with pytest.raises(SourcesConfigError, match=r"orders is already the target of sources\[0\], source 'source_a', as Orders: one table on \w+ \(\w+ compares names without case\)"):
+    with pytest.raises(
+        SourcesConfigError,
+        match=r"orders is already the target of sources\[0\], source 'source_a', as Orders: one table on \w+ \(\w+ compares names without case\)",
+    ):
         load_sources(path, None, url)
 
 
 def test_a_target_named_like_another_targets_day_table_is_refused(platform, source_db, postgres):
     message = refusal(platform, source_db, ["x", "x_p20261101"], postgres.url())
 
-    assert "source 'source_b' (sources[1]), field 'target': x_p20261101 is the name of the day table (x_pYYYYMMDD) that loads of x, the target of sources[0], source 'source_a', make on postgresql" in message
+    assert (
+        "source 'source_b' (sources[1]), field 'target': x_p20261101 is the name of the day table (x_pYYYYMMDD) that loads of x, "
+        "the target of sources[0], source 'source_a', make on postgresql" in message
+    )
     assert "(fix: give this source a table name that does not match x_pYYYYMMDD, x_pYYYYMMDD_load)" in message
 
 
@@ -161,7 +172,9 @@ def test_the_audit_says_failure_when_the_loaded_table_is_not_found_by_its_name(p
     result = platform.materialize(defs, DAY, raise_on_error=False)
 
     assert not result.success
-    assert platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log WHERE step = 'load'") == [("load", "failure", "NoSuchTableError: orders")]
+    assert platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log WHERE step = 'load'") == [
+        ("load", "failure", "NoSuchTableError: orders")
+    ]
 
 
 @pytest.mark.parametrize("warehouse", ["sqlite", "postgresql"])

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from etl_resources.sources.files.model import FileSource
 from etl_resources.contract.rules import PARSE_ERROR as PARSE_ERROR_COLUMN
 from etl_resources.lake.store import Lake
+from etl_resources.sources.files.model import FileSource
 from etl_resources.sources.rest.extract import RECORD_COLUMN
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -63,8 +63,7 @@ def file_format(source: FileSource, name: str) -> str:
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if suffix not in FORMATS:
         raise ValueError(
-            f"source '{source.name}': cannot tell the format of landing file {name!r} "
-            f"(fix: name it .csv, .jsonl or .parquet, or set `format` on the source)"
+            f"source '{source.name}': cannot tell the format of landing file {name!r} (fix: name it .csv, .jsonl or .parquet, or set `format` on the source)"
         )
     return FORMATS[suffix]
 
@@ -80,7 +79,7 @@ def read_day(landing: Lake, source: FileSource, day: str, log=None) -> Iterator[
             yielded = True
             yield frame
     if not yielded:  # no file that day, or only files with a header and no rows
-        yield pl.DataFrame(schema={name: pl.String for name in source.contract.columns} | {RECORD_COLUMN: pl.String, PARSE_ERROR_COLUMN: pl.String})
+        yield pl.DataFrame(schema=dict.fromkeys(source.contract.columns, pl.String) | {RECORD_COLUMN: pl.String, PARSE_ERROR_COLUMN: pl.String})
 
 
 def _read_file(landing: Lake, source: FileSource, file: LandingFile) -> Iterator[pl.DataFrame]:
@@ -107,7 +106,7 @@ def _parquet_batches(raw, file: LandingFile, batch_size: int) -> Iterator[pl.Dat
 
     try:
         parquet = pq.ParquetFile(raw)
-    except Exception as err:  # noqa: BLE001 (an unreadable file becomes one reject, not a failed run)
+    except Exception as err:
         yield _unreadable(file, f"parquet: cannot read the file: {str(err).splitlines()[0]}")
         return
     yielded = False
@@ -124,7 +123,7 @@ def _unreadable(file: LandingFile, reason: str) -> pl.DataFrame:
 
 def _text_frame(rows: list[dict]) -> pl.DataFrame:
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    return pl.DataFrame({name: [row.get(name) for row in rows] for name in columns}, schema={name: pl.String for name in columns})
+    return pl.DataFrame({name: [row.get(name) for row in rows] for name in columns}, schema=dict.fromkeys(columns, pl.String))
 
 
 def _csv_rows(lines: Iterator[str], delimiter: str, name: str) -> Iterator[dict]:

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import polars as pl
 
-from etl_resources.sources.rest.model import ApiKeyAuth, BasicAuth, BearerAuth, ClientCredentialsAuth, RestSource
 from etl_resources.secrets import MASK, SECRET_REF, SecretStore, redact
+from etl_resources.sources.rest.model import ApiKeyAuth, BasicAuth, BearerAuth, ClientCredentialsAuth, RestSource
 
 RECORD_KEYS = ("data", "events", "results", "items")
 RECORD_COLUMN = "_record"
@@ -100,9 +100,11 @@ def records_frame(source: RestSource, records: list[Any]) -> pl.DataFrame:
     for record in records:
         if not isinstance(record, dict):
             record = {"value": record}
-        row = _flatten(record) if source.nested == "flatten" else {
-            key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in record.items()
-        }
+        row = (
+            _flatten(record)
+            if source.nested == "flatten"
+            else {key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in record.items()}
+        )
         row[RECORD_COLUMN] = json.dumps(record, default=str)
         rows.append(row)
     return pl.from_dicts(rows, infer_schema_length=None, strict=False) if rows else pl.DataFrame({RECORD_COLUMN: []}, schema={RECORD_COLUMN: pl.String})
@@ -298,8 +300,7 @@ class Session:
             if attempt == retry.max_attempts or time.monotonic() + delay > self.deadline:
                 raise self.fail(
                     self.client.build_request("GET", url).url.copy_merge_params(params),
-                    f"gave up after {attempt} attempt(s); last error: {reason} "
-                    "(fix: check the API is up; `retry` sets the budget)",
+                    f"gave up after {attempt} attempt(s); last error: {reason} (fix: check the API is up; `retry` sets the budget)",
                 )
             self.log.warning(redact(f"source '{source.name}': {reason} on attempt {attempt}; retrying in {delay:.1f}s"))
             time.sleep(delay)
@@ -322,7 +323,9 @@ class Walk:
         self.records += len(records)
         # Compared as parsed, not serialised again: list equality stops at the first record that differs.
         if records and records == self.last_page:
-            self.stop(url, f"page {self.pages} holds the same records as page {self.pages - 1}", "the API seems to ignore the paging parameters; check `pagination`")
+            self.stop(
+                url, f"page {self.pages} holds the same records as page {self.pages - 1}", "the API seems to ignore the paging parameters; check `pagination`"
+            )
         self.last_page = records
 
     def next_page(self, url: httpx.URL, cursor: str | None = None, next_url: str | None = None) -> None:

@@ -10,12 +10,12 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from etl_resources.sources.sql.adbc import connect_adbc, text_casts
-from etl_resources.sources.sql.model import SqlSource
 from etl_resources.databases.engines import create_engine, literal_dialect
-from etl_resources.secrets import redact
 from etl_resources.databases.transient import is_transient_connect_error, is_transient_database_error
 from etl_resources.databases.type_mapping import mysql_result_dtypes, polars_dtype
+from etl_resources.secrets import redact
+from etl_resources.sources.sql.adbc import connect_adbc, text_casts
+from etl_resources.sources.sql.model import SqlSource
 
 # The driver's default of 16 MB record batches costs about 40 MB more peak memory and reads no faster.
 ADBC_BATCH_BYTES = 4 * 1024 * 1024

@@ -29,9 +29,9 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
+from etl_resources.databases.type_mapping import WarehouseTypeError, check_floats, polars_dtype
 from etl_resources.warehouse import names as warehouse_names
 from etl_resources.warehouse.dialects.mssql.offset import at_utc, utc_naive
-from etl_resources.databases.type_mapping import WarehouseTypeError, check_floats, polars_dtype
 from etl_resources.warehouse.schema import table_plan
 from etl_resources.warehouse.write_modes import ROW_NUMBER, WriteModeError, check_keys_present, ensure_keys_index
 
@@ -164,7 +164,13 @@ def move_statements(dialect: sa.Dialect, day: DayLoad) -> list[tuple[str, tuple]
     last_of_each_key = f"SELECT MAX({quote(dialect, ROW_NUMBER)}) FROM {stage} GROUP BY {', '.join(keys)}"
     matched = " AND ".join(f"t.{key} = s.{key}" for key in keys)
     updated = [name for name in copied if name not in day.keys]
-    assignments = ", ".join([*(f"{quote(dialect, name)} = {value(name)}" for name in updated), f"{quote(dialect, '_loaded_at')} = {at_utc('?')}", f"{quote(dialect, '_partition')} = ?"])
+    assignments = ", ".join(
+        [
+            *(f"{quote(dialect, name)} = {value(name)}" for name in updated),
+            f"{quote(dialect, '_loaded_at')} = {at_utc('?')}",
+            f"{quote(dialect, '_partition')} = ?",
+        ]
+    )
     # HOLDLOCK (serializable) holds the key ranges read, so no other writer can insert a key between the
     # UPDATE finding it missing and the INSERT adding it.
     return [
@@ -250,7 +256,14 @@ def load_day(
         for statement in ddl:
             if isinstance(statement, sa.schema.CreateSchema):
                 conn.execute(statement)
-        day = DayLoad(planned, stage_for(planned, frame_schema.names(), uuid.uuid4().hex[: warehouse_names.STAGE_ID_DIGITS]), partition_key, dt.datetime.now(dt.UTC), write_mode, keys)
+        day = DayLoad(
+            planned,
+            stage_for(planned, frame_schema.names(), uuid.uuid4().hex[: warehouse_names.STAGE_ID_DIGITS]),
+            partition_key,
+            dt.datetime.now(dt.UTC),
+            write_mode,
+            keys,
+        )
         # No schema is the login's default one, which a target written with that schema's name must share locks with.
         lock_schema = planned.schema or conn.dialect.default_schema_name
         stage_lock = applock_resource("stage", lock_schema, day.stage.name)
@@ -280,7 +293,7 @@ def _fill(conn: sa.Connection, day: DayLoad, frame: pl.LazyFrame, batches, log) 
             return
         except (WarehouseTypeError, WriteModeError):
             raise  # the day's own values, which parameter arrays would refuse the same way
-        except Exception as error:  # noqa: BLE001 - a server or endpoint without bulk load gets the slower path
+        except Exception as error:
             if log:
                 log.warning(f"{day.target.fullname} {day.partition_key}: the bulk copy was refused ({error}); loading by parameter arrays instead")
             conn.exec_driver_sql(f"TRUNCATE TABLE {table_sql(conn.dialect, day.stage)}")

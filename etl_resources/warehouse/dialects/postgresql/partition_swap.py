@@ -54,7 +54,10 @@ class PartitionSwap:
         self.data_columns = data_columns
         self.partition = partition_table_name(parent.name, partition_key)
         self.stage = sa.Table(
-            warehouse_names.day_load_table("postgresql", parent.name, partition_key), sa.MetaData(), *(sa.Column(name, parent.c[name].type) for name in data_columns), schema=parent.schema
+            warehouse_names.day_load_table("postgresql", parent.name, partition_key),
+            sa.MetaData(),
+            *(sa.Column(name, parent.c[name].type) for name in data_columns),
+            schema=parent.schema,
         )
 
     def _quote(self, name: str) -> str:
@@ -116,8 +119,5 @@ class PartitionSwap:
         statements += [f"ALTER TABLE {stage} ALTER COLUMN {self._quote(name)} DROP DEFAULT" for name in LINEAGE_COLUMNS]
         statements += [f"DROP TABLE {self._table(name)}" for kind, name, _ in found if kind == "partition"]
         statements.append(f"ALTER TABLE {stage} RENAME TO {self._quote(self.partition)}")
-        statements.append(
-            f"ALTER TABLE {self._table(self.parent)} ATTACH PARTITION {self._table(self.partition)} "
-            f"FOR VALUES IN ({constants['_partition']})"
-        )
+        statements.append(f"ALTER TABLE {self._table(self.parent)} ATTACH PARTITION {self._table(self.partition)} FOR VALUES IN ({constants['_partition']})")
         return statements
