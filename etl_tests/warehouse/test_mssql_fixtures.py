@@ -20,7 +20,7 @@ from etl_tests.support.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL
 from etl_tests.support.servers import REPO
 
 TDS_PRELOGIN = 0x12
-LIVE_FILES = ["etl_tests/test_mssql_live.py", "etl_tests/test_write_modes.py", "etl_tests/test_demo.py"]
+LIVE_FILES = ["etl_tests/warehouse/test_mssql_live.py", "etl_tests/warehouse/test_write_modes.py", "etl_tests/test_demo.py"]
 LIVE_SELECTION = "mssql or real_sql_server"
 
 
@@ -31,9 +31,9 @@ def functions_in(path: str) -> list[ast.FunctionDef]:
 def live_tests() -> set[str]:
     """The tests that need the server, read from their files so a test added there is counted too: every test of
     the live suite, the mssql case of each write-mode test on the `engine` fixture, and the demo's SQL Server load."""
-    write_modes = [node.name for node in functions_in("etl_tests/test_write_modes.py") if "engine" in [arg.arg for arg in node.args.args]]
+    write_modes = [node.name for node in functions_in("etl_tests/warehouse/test_write_modes.py") if "engine" in [arg.arg for arg in node.args.args]]
     return {
-        *(f"etl_tests.warehouse.test_mssql_live::{node.name}" for node in functions_in("etl_tests/test_mssql_live.py")),
+        *(f"etl_tests.warehouse.test_mssql_live::{node.name}" for node in functions_in("etl_tests/warehouse/test_mssql_live.py")),
         *(f"etl_tests.warehouse.test_write_modes::{name}[mssql]" for name in write_modes),
         "etl_tests.test_demo::test_the_demo_loads_into_a_real_sql_server",
     }

@@ -1,5 +1,5 @@
 """The Azure SQL / SQL Server load path, per write mode and driver. No SQL Server can run here: the driver is
-a recording fake (etl_tests/tsql_driver.py) under SQLAlchemy's real mssql dialects, so these tests pin what
+a recording fake (etl_tests/support/tsql_driver.py) under SQLAlchemy's real mssql dialects, so these tests pin what
 reaches the driver (statements, their order, parameters and their Python types, batches, bulk copies), not what
 SQL Server does with it. test_mssql_live.py runs the same loads against a real server when one is given."""
 
