@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from etl_resources.lake.store import scan_partition
+from etl_tests.support.sql_sources import incremental_yaml
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
 EMPTY_DAY = "2026-11-03"
@@ -34,17 +35,7 @@ SOURCES = {"by_datetime": "at", "by_timestamp": "at_ts", "by_query": "at_ts"}
 def sources_yaml(connection: str) -> str:
     tables = {name: f"table: events\n    watermark_column: {column}" for name, column in SOURCES.items() if name != "by_query"}
     tables["by_query"] = "query: SELECT id, at, at_ts, note FROM events\n    watermark_column: at_ts"
-    return "sources:\n" + "".join(
-        f"""  - name: {name}
-    kind: sql
-    connection: {connection}
-    {what}
-    mode: incremental
-    start_date: {DAYS[0]}
-    target: {{schema: dw, table: {name}}}
-"""
-        for name, what in tables.items()
-    )
+    return incremental_yaml(connection, tables, DAYS[0])
 
 
 @pytest.fixture
