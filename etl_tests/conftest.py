@@ -18,6 +18,7 @@ from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
 from etl_resources.databases.engines import create_engine
 from etl_tests.support.api_server import ApiServer, ApiState
 from etl_tests.support.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_schema, unique_schema
+from etl_tests.support.oracle_server import NO_ORACLE, ORACLE_URL_VARIABLE
 from etl_tests.support.platform import Platform
 from etl_tests.support.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
 
@@ -47,6 +48,15 @@ def mssql_url() -> str:
     url = os.environ.get(MSSQL_URL_VARIABLE)
     if not url:
         pytest.skip(NO_MSSQL)
+    return url
+
+
+@pytest.fixture(scope="session")
+def oracle_url() -> str:
+    """The Oracle database of ETL_TEST_ORACLE_URL; without one each live test shows as skipped with the reason."""
+    url = os.environ.get(ORACLE_URL_VARIABLE)
+    if not url:
+        pytest.skip(NO_ORACLE)
     return url
 
 

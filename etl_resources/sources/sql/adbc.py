@@ -6,7 +6,7 @@ import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
 
-from etl_resources.databases.type_mapping import MAX_DECIMAL_PRECISION
+from etl_resources.databases.declared_types import MAX_DECIMAL_PRECISION
 
 
 def connect_adbc(url: sa.URL) -> adbc.Connection:

@@ -8,13 +8,12 @@ from decimal import Decimal
 import adbc_driver_manager
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
 from etl_resources.databases.engines import create_engine, literal_dialect
 from etl_resources.databases.transient import is_transient_connect_error, is_transient_database_error
-from etl_resources.databases.type_mapping import mysql_result_dtypes, polars_dtype
 from etl_resources.secrets import redact
 from etl_resources.sources.sql.adbc import connect_adbc, text_casts
+from etl_resources.sources.sql.dialects import SourceDialect, polars_dtype, source_dialect
 from etl_resources.sources.sql.model import SqlSource
 
 # The driver's default of 16 MB record batches costs about 40 MB more peak memory and reads no faster.
@@ -35,12 +34,26 @@ def build_select(
     window: tuple[dt.datetime, dt.datetime] | None,
 ) -> tuple[sa.Select, dict[str, pl.DataType]]:
     """The SELECT for one partition, and the polars types known from the table's reflected columns."""
+    table = None
     if source.table:
         schema, _, name = source.table.rpartition(".")
         table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+    return partition_select(source, table, conn.dialect.name, window)
+
+
+def partition_select(
+    source: SqlSource,
+    table: sa.Table | None,
+    dialect: str,
+    window: tuple[dt.datetime, dt.datetime] | None,
+) -> tuple[sa.Select, dict[str, pl.DataType]]:
+    """The SELECT of the source's table (as reflected) or query for one partition on `dialect`, and the polars
+    types its declarations give."""
+    flavour = source_dialect(dialect)
+    if table is not None:
         selectable: sa.FromClause = table
-        known = {c.name: dtype for c in table.columns if (dtype := polars_dtype(c.type, conn.dialect.name)) is not None}
-        statement = sa.select(*(_as_driver_reads(c) for c in table.columns))
+        known = {c.name: dtype for c in table.columns if (dtype := polars_dtype(c.type, dialect)) is not None}
+        statement = sa.select(*(_as_driver_reads(c, flavour) for c in table.columns))
     else:
         columns = [sa.column(source.watermark_column)] if source.watermark_column else []
         selectable = sa.text(source.query).columns(*columns).subquery("src")
@@ -50,23 +63,23 @@ def build_select(
     if source.mode == "incremental" and window is not None:
         watermark = selectable.c[source.watermark_column]
         start, end = window
-        if conn.dialect.name == "sqlite" or not getattr(watermark.type, "timezone", True):
+        if flavour.naive_bounds or not getattr(watermark.type, "timezone", True):
             start, end = start.replace(tzinfo=None), end.replace(tzinfo=None)
         statement = statement.where(watermark >= start, watermark < end)
     return statement, known
 
 
-def _as_driver_reads(column: sa.Column) -> sa.ColumnElement:
-    """The value as the driver read it, where SQLAlchemy's own conversion would change it: MySQL's DOUBLE asks for
-    each float as a Decimal (a different value, which may not even fit a decimal), MySQL's TIME as a time of
-    day, which wraps -838:59:59 to 01:00:01, JSON as parsed values and SET as a Python set; JSON and SET stay the
-    text the source holds (`a,b`)."""
+def _as_driver_reads(column: sa.Column, flavour: SourceDialect) -> sa.ColumnElement:
+    """The value as the driver read it, where SQLAlchemy's own conversion would change it: the dialect's own
+    columns first (see dialects.py); then a DOUBLE that asks for each float as a Decimal (a different value, which
+    may not even fit a decimal), and JSON, which stays the text the source holds instead of parsed values."""
+    read = flavour.read_as(column)
+    if read is not None:
+        return read
     if isinstance(column.type, sa.Float) and column.type.asdecimal:
         return sa.type_coerce(column, sa.Double()).label(column.name)
-    if isinstance(column.type, sa.JSON | mysql.SET):
+    if isinstance(column.type, sa.JSON):
         return sa.type_coerce(column, sa.Text()).label(column.name)
-    if isinstance(column.type, mysql.TIME):
-        return sa.type_coerce(column, sa.types.NullType()).label(column.name)
     return column
 
 
@@ -119,19 +132,20 @@ class SourceTypeError(ValueError):
 
 
 def _texts(row: tuple, positions: list[int]) -> tuple:
-    """Values of the columns kept as exact text: wide decimals as their digits, uuids with hyphens, MySQL TIME as
+    """Values of the columns kept as exact text: wide decimals (or Oracle's integers of a NUMBER without precision)
+    as their digits, uuids with hyphens, durations (MySQL TIME, Oracle INTERVAL DAY TO SECOND) as
     `[-]HH:MM:SS[.ffffff]`."""
     values = list(row)
     for i in positions:
         value = values[i]
-        if isinstance(value, Decimal | uuid.UUID):
+        if isinstance(value, Decimal | uuid.UUID | int):
             values[i] = str(value)
         elif isinstance(value, dt.timedelta):
-            values[i] = _mysql_time(value)
+            values[i] = _duration_text(value)
     return tuple(values)
 
 
-def _mysql_time(value: dt.timedelta) -> str:
+def _duration_text(value: dt.timedelta) -> str:
     sign, value = ("-", -value) if value < dt.timedelta(0) else ("", value)
     hours, rest = divmod(value, dt.timedelta(hours=1))
     minutes, rest = divmod(rest, dt.timedelta(minutes=1))
@@ -162,22 +176,27 @@ def extract(
                 transient=is_transient_connect_error(err),
             ) from None
         with conn:
+            flavour = source_dialect(conn.dialect.name)
             try:
+                for sql in flavour.session:
+                    conn.exec_driver_sql(sql)
                 statement, known = build_select(source, conn, window)
             except sa.exc.NoSuchTableError as err:
                 raise SourceUnavailableError(f"source '{source.name}', field 'table': table {err} does not exist in {redacted}") from None
-            if conn.dialect.name == "postgresql":
+            if flavour.reads_adbc:
                 dialect = literal_dialect(conn.dialect)
                 sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
                 frames = _adbc_frames(source, url, sql, dialect.identifier_preparer, redacted)
             else:
-                frames = _cursor_frames(source, conn, statement, known, redacted)
+                frames = _cursor_frames(source, conn, statement, known, redacted, flavour)
             yield from _rechunk(frames, source.batch_size)
     finally:
         engine.dispose()
 
 
-def _cursor_frames(source: SqlSource, conn: sa.Connection, statement: sa.Select, known: dict[str, pl.DataType], redacted: str) -> Iterator[pl.DataFrame]:
+def _cursor_frames(
+    source: SqlSource, conn: sa.Connection, statement: sa.Select, known: dict[str, pl.DataType], redacted: str, flavour: SourceDialect
+) -> Iterator[pl.DataFrame]:
     try:
         result = conn.execution_options(stream_results=True, max_row_buffer=source.batch_size).execute(statement)
     except sa.exc.DBAPIError as err:
@@ -185,8 +204,8 @@ def _cursor_frames(source: SqlSource, conn: sa.Connection, statement: sa.Select,
             f"source '{source.name}': extract query failed on {redacted}: {_first_line(err)}", transient=is_transient_database_error(err)
         ) from None
     columns = list(result.keys())
-    if source.query and conn.dialect.name in ("mysql", "mariadb"):
-        known = mysql_result_dtypes(result.cursor.description)
+    if source.query:
+        known = flavour.result_dtypes(columns, result.cursor.description)
     yielded = False
     for rows in result.partitions(source.batch_size):
         yielded = True
