@@ -7,10 +7,10 @@ import dagster as dg
 
 from etl_assets.automation.alert_sensor import failure_alerts
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database, ensure_demo_secret
-from etl_assets.kinds import database_kind
 from etl_assets.sources_component import SourcesComponent
 from etl_resources.defaults import default_resources
 from etl_resources.secrets import DEFAULT_SECRETS_FILE, KEY_VAULT_URL_ENV
+from etl_resources.sources.sql.kind_tag import database_kind
 
 
 def build_definitions(sources_file: Path, secrets_file: str) -> dg.Definitions:

@@ -12,7 +12,7 @@ from etl_assets.automation.schedules import source_job, source_schedule
 from etl_assets.checks.freshness import freshness_checks, freshness_sensor
 from etl_resources.config.sources_file import load_sources
 from etl_resources.secrets import DEFAULT_SECRETS_FILE, SecretStore
-from etl_resources.sources.files.model import FileSource
+from etl_resources.sources.registry import kind_of
 
 
 class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
@@ -41,5 +41,5 @@ class SourcesComponent(dg.Component, dg.Model, dg.Resolvable):
             schedules=[source_schedule(source, jobs[source.name]) for source in sources if source.schedule]
             + [schedule for _, schedule in export_jobs if schedule is not None],
             sensors=([freshness_sensor(checks)] if checks else [])
-            + [landing_sensor(source, jobs[source.name]) for source in sources if isinstance(source, FileSource)],
+            + [landing_sensor(source, jobs[source.name], kind_of(source.kind).arrivals) for source in sources if kind_of(source.kind).arrivals],
         )

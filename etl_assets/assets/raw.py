@@ -12,18 +12,14 @@ import polars as pl
 
 from etl_assets.assets.audit_events import record_audit
 from etl_assets.checks.source_checks import REJECT_RATE, Tally, check_evaluations, check_specs
-from etl_assets.kinds import database_kind
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys, partition_window
 from etl_resources.config.model import Contract, StepRetries
 from etl_resources.config.sources_file import AnySource
 from etl_resources.contract.rules import REJECT_SCHEMA, apply_contract
 from etl_resources.lake.io_manager import LAKE_DATASET, LakeIOManager, PartitionStream
 from etl_resources.secrets import SecretResolver
-from etl_resources.sources.files.extract import read_day
-from etl_resources.sources.files.model import FileSource
-from etl_resources.sources.rest.extract import extract_rest
-from etl_resources.sources.sql.extract import extract
-from etl_resources.sources.sql.model import SqlSource
+from etl_resources.sources.base import ExtractRun
+from etl_resources.sources.registry import kind_of
 from etl_resources.warehouse.resource import Warehouse
 
 
@@ -46,20 +42,12 @@ def rejects_dataset(source_name: str) -> str:
     return f"rejects/{source_name}"
 
 
-def _batches(source: AnySource, secrets: SecretResolver, lake: LakeIOManager, window: tuple[dt.datetime, dt.datetime], log) -> Iterator[pl.DataFrame]:
-    if isinstance(source, SqlSource):
-        return extract(source, secrets.url(source.connection), window if source.mode == "incremental" else None)
-    if isinstance(source, FileSource):
-        return read_day(lake.landing(source.landing), source, window[0].date().isoformat(), log)
-    return extract_rest(source, secrets.store(), window, log)
+def _batches(source: AnySource, run: ExtractRun) -> Iterator[pl.DataFrame]:
+    return kind_of(source.kind).extract(source, run)
 
 
 def source_kind(source: AnySource) -> str:
-    if isinstance(source, SqlSource):
-        return database_kind(source.connection)
-    if isinstance(source, FileSource):
-        return source.format or "files"
-    return "api"
+    return kind_of(source.kind).ui_kind(source)
 
 
 def _validated(frames: Iterator[pl.DataFrame], contract: Contract | None, partition_key: str, tally: Tally) -> Iterator[pl.DataFrame]:
@@ -144,14 +132,12 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         tallies = {key: Tally() for key in keys}
         streams = {}
         for key in keys:
-            window = partition_window(partitions_def, key)
-            if isinstance(source, SqlSource) and source.mode == "incremental":
-                context.log.info(f"{source.name} {key}: rows with {source.watermark_column} in [{window[0]:%Y-%m-%d %H:%M}, {window[1]:%Y-%m-%d %H:%M}) UTC")
+            run = ExtractRun(partition_window(partitions_def, key), key, secrets, lake_io_manager, context.log)
 
             def report(err: Exception, key: str = key) -> None:
                 record_audit(context, warehouse, source, key, "extract", started, error=err)
 
-            frames = _validated(_batches(source, secrets, lake_io_manager, window, context.log), source.contract, key, tallies[key])
+            frames = _validated(_batches(source, run), source.contract, key, tallies[key])
             streams[key] = PartitionStream(frames=frames, on_failure=report, retryable=lambda err: getattr(err, "transient", False))
         selected = context.op_execution_context.selected_output_names
         checks = {key.name for key in context.selected_asset_check_keys if key.asset_key == raw_key(source)}

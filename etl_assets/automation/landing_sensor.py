@@ -12,13 +12,13 @@ import dagster as dg
 
 from etl_assets.partitions import daily_partitions
 from etl_resources.lake.io_manager import LakeIOManager
-from etl_resources.sources.files.extract import landing_files
+from etl_resources.sources.base import Arrivals
 from etl_resources.sources.files.model import FileSource
 
 LANDING_FILE_TAG = "etl/landing_files"
 
 
-def landing_sensor(source: FileSource, job) -> dg.SensorDefinition:
+def landing_sensor(source: FileSource, job, arrivals: Arrivals) -> dg.SensorDefinition:
     partitions_def = daily_partitions(source.start_date)
 
     @dg.sensor(
@@ -30,7 +30,7 @@ def landing_sensor(source: FileSource, job) -> dg.SensorDefinition:
     )
     def _sensor(context: dg.SensorEvaluationContext, lake_io_manager: dg.ResourceParam[LakeIOManager]):
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        files = landing_files(lake_io_manager.landing(source.landing), source)
+        files = arrivals(source, lake_io_manager)
         new_by_day: dict[str, list] = {}
         cursor = {}
         for file in files:

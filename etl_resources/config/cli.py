@@ -16,15 +16,16 @@ from pathlib import Path
 import yaml
 
 from etl_resources.config.excel import WorkbookError, read_rows, row_of, source_of, write_workbook
-from etl_resources.config.sources_file import AnySource, SourcesConfigError, SourcesFile, load_sources
+from etl_resources.config.sources_file import AnySource, SourcesConfigError, SourcesFile, load_sources, sources_model
 from etl_resources.secrets import DEFAULT_SECRETS_FILE, KEY_VAULT_URL_ENV, SecretStore
+from etl_resources.sources.registry import kind_of
 from etl_resources.warehouse.resource import DEFAULT_WAREHOUSE_URL
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sources.schema.json"
 
 
 def json_schema() -> dict:
-    schema = _if_then(SourcesFile.model_json_schema(by_alias=True))
+    schema = _if_then(sources_model().model_json_schema(by_alias=True))
     schema["title"] = "Sources file of the Azure ETL platform"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
@@ -49,14 +50,6 @@ def _if_then(node):
     return node
 
 
-def _what(source: AnySource) -> str:
-    if source.kind == "sql":
-        return f"{source.table or 'query'} ({source.mode})"
-    if source.kind == "rest":
-        return f"GET {source.base_url.rstrip('/')}/{source.path.lstrip('/')}"
-    return f"{source.landing} {source.pattern}"
-
-
 def _checks(source: AnySource) -> str:
     checks = [f"rows >= {source.checks.min_rows}"]
     if source.contract is not None:
@@ -73,7 +66,7 @@ def summary(sources: SourcesFile) -> str:
     for source in sources.sources:
         target = f"{source.target.qualified} ({source.target.write_mode}" + (f" on {', '.join(source.target.keys)})" if source.target.keys else ")")
         name = source.name if source.enabled else f"{source.name} (disabled)"
-        rows.append((name, source.kind, _what(source), source.schedule or "none", target, _checks(source)))
+        rows.append((name, source.kind, kind_of(source.kind).reads(source), source.schedule or "none", target, _checks(source)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows]
     return "\n".join(lines)

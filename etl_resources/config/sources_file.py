@@ -2,22 +2,21 @@
 file, source and field, and where they are written."""
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from etl_resources.config import excel as excel_config
-from etl_resources.config.model import IDENTIFIER
+from etl_resources.config.model import IDENTIFIER, BaseSource
 from etl_resources.salesforce.model import SalesforceExport
 from etl_resources.secrets import SecretStore, secret_names
-from etl_resources.sources.files.model import FileSource
-from etl_resources.sources.rest.model import RestSource
-from etl_resources.sources.sql.model import SqlSource
+from etl_resources.sources import registry
 from etl_resources.warehouse import names as warehouse_names
 
 HINTS = {
@@ -31,14 +30,15 @@ HINTS = {
 OWNER_HINT = "write team:<name> or an email address"
 
 
-Source = Annotated[SqlSource | RestSource | FileSource, Field(discriminator="kind")]
-AnySource = SqlSource | RestSource | FileSource
+# Any registered kind's source; each kind's model subclasses this.
+AnySource = BaseSource
 
 
 class SourcesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sources: list[Source]
+    # Narrowed to the registered kinds by sources_model(), which is what validates a file.
+    sources: list[AnySource]
     exports: list[SalesforceExport] = []
 
     @model_validator(mode="after")
@@ -55,7 +55,14 @@ class SourcesFile(BaseModel):
         return [source for source in self.sources if source.enabled]
 
 
-DISCRIMINATOR_TAGS = {"sql", "rest", "files", "api_key", "bearer", "basic", "oauth2_client_credentials"}
+def sources_model() -> type[SourcesFile]:
+    """SourcesFile whose `sources` are the kinds registered now, tagged by `kind`."""
+    return _sources_model(registry.models())
+
+
+@functools.cache
+def _sources_model(models: tuple[type[BaseSource], ...]) -> type[SourcesFile]:
+    return pydantic.create_model("SourcesFile", __base__=SourcesFile, __module__=__name__, sources=(list[registry.union_of(models)], ...))
 
 
 class _StringDatesLoader(yaml.SafeLoader):
@@ -88,7 +95,8 @@ def _field(parts: tuple[str | int, ...]) -> str:
 
 
 def _describe(error: dict[str, Any], raw_sources: Any) -> Problem:
-    loc = [part for part in error["loc"] if part not in DISCRIMINATOR_TAGS]
+    tags = registry.discriminator_tags()
+    loc = [part for part in error["loc"] if part not in tags]
     path = tuple(loc)
     where = "the file"
     field = ".".join(str(p) for p in loc)
@@ -191,7 +199,7 @@ def load_sources(path: Path, secrets: SecretStore | None, warehouse_url: str | N
     if "sources" in raw and raw_sources in (None, []):
         raise SourcesConfigError(f"no sources configured in {path.resolve()}: `sources:` lists none (fix: add one, as in the README's section 'Sources file')")
     try:
-        sources = SourcesFile.model_validate(raw)
+        sources = sources_model().model_validate(raw)
     except pydantic.ValidationError as err:
         problems += [_describe(e, raw_sources) for e in err.errors()]
     problems += _duplicate_problems(raw_sources) + _future_start_problems(raw) + _target_name_problems(raw_sources, warehouse_url, secrets)
@@ -294,7 +302,7 @@ def _workbook(path: Path) -> tuple[dict, list[Problem], Callable[[tuple], str]]:
             f"no sources configured in {path.resolve()}: sheet '{excel_config.SHEET}' has no rows under its header (fix: add a row per table or API endpoint)"
         )
     problems: list[Problem] = [
-        (("sources", index, *excel_config.COLUMN_FIELDS.get(column, ())), f"{message}")
+        (("sources", index, *excel_config.column_fields().get(column, ())), f"{message}")
         for index, row in enumerate(rows)
         for column, message in excel_config.row_problems(row)
     ]

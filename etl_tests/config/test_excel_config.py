@@ -12,9 +12,10 @@ from openpyxl import Workbook, load_workbook
 
 from etl_assets.definitions import build_definitions
 from etl_assets.demo.shop import ensure_demo_database
-from etl_resources.config.excel import COLUMNS, LOAD_TYPES, write_workbook
+from etl_resources.config.excel import columns, write_workbook
 from etl_resources.config.sources_file import SourcesConfigError, load_sources
 from etl_resources.sources.sql.model import SqlSource
+from etl_resources.sources.sql.workbook import LOAD_TYPES
 from etl_tests.support.servers import REPO
 
 YAML = """\
@@ -120,7 +121,7 @@ def test_the_shipped_template_is_the_one_the_model_makes(tmp_path):
 
     for name in ("sources", "columns"):
         assert [[c.value for c in row] for row in shipped[name].iter_rows()] == [[c.value for c in row] for row in made[name].iter_rows()]
-    assert [c.value for c in next(shipped["sources"].iter_rows(max_row=1))] == [column.name for column in COLUMNS]
+    assert [c.value for c in next(shipped["sources"].iter_rows(max_row=1))] == [column.name for column in columns()]
     lists = {validation.formula1 for validation in shipped["sources"].data_validations.dataValidation}
     assert {'"FULL,INCREMENTAL"', '"Y,N"', '"replace_partition,merge,append"'} <= lists
 

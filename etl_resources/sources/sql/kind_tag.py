@@ -1,4 +1,4 @@
-"""The kind tags the UI shows for a database, from its SQLAlchemy URL."""
+"""The kind tag the UI shows for a database, from its SQLAlchemy URL: a sql source's, and the warehouse's."""
 
 import sqlalchemy as sa
 
