@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from etl_resources.databases.type_mapping import WarehouseTypeError, check_column_types, sql_type
 from etl_resources.lake.store import scan_partition
 from etl_resources.sources.sql.extract import SourceTypeError, _checked_frame
 from etl_resources.warehouse.resource import load_partition
+from etl_resources.warehouse.types import WarehouseTypeError, check_column_types, sql_type
 from etl_tests.support import tsql_driver
 
 DAY = "2026-11-01"
