@@ -14,10 +14,10 @@ from etl_assets.assets.raw import raw_key, rejects_key
 from etl_assets.checks.gate import gate_refusals
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys
 from etl_resources.config.sources_file import AnySource
-from etl_resources.databases.type_mapping import WarehouseTypeError
 from etl_resources.warehouse.names import WarehouseNameError
 from etl_resources.warehouse.resource import Warehouse, load_partition
 from etl_resources.warehouse.schema import effective_schema
+from etl_resources.warehouse.types import WarehouseTypeError
 
 # Every load holds a warehouse connection; the instance's pool limit caps them across all runs.
 WAREHOUSE_POOL = "warehouse"

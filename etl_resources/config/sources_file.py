@@ -18,6 +18,7 @@ from etl_resources.salesforce.model import SalesforceExport
 from etl_resources.secrets import SecretStore, secret_names
 from etl_resources.sources import registry
 from etl_resources.warehouse import names as warehouse_names
+from etl_resources.warehouse.dialects import UnsupportedWarehouseError
 
 HINTS = {
     "missing": "add the field",
@@ -144,7 +145,10 @@ def _duplicate_problems(raw_sources: Any) -> list[Problem]:
 def _target_name_problems(raw_sources: Any, warehouse_url: str | None, secrets: SecretStore | None) -> list[Problem]:
     """Targets that are one table on the warehouse, or another target's generated name, or too long there.
     Targets whose names are not safe are left to the model's own message."""
-    dialects, known = warehouse_names.warehouse_dialects(warehouse_url, secrets.lookup if secrets else None)
+    try:
+        dialects, known = warehouse_names.warehouse_dialects(warehouse_url, secrets.lookup if secrets else None)
+    except UnsupportedWarehouseError as err:
+        raise SourcesConfigError(str(err)) from None
     targets = []
     for index, entry in _entries(raw_sources):
         target = entry.get("target")

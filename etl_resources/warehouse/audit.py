@@ -4,8 +4,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mssql
 
+from etl_resources.warehouse.dialects import IDENTITY, TEXT, typed
 from etl_resources.warehouse.dialects.mssql.offset import UtcOffset
 
 AUDIT_TABLE = "etl_audit_log"
@@ -14,7 +14,7 @@ metadata = sa.MetaData()
 audit_log = sa.Table(
     AUDIT_TABLE,
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("id", typed(IDENTITY, sa.BigInteger()), primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.Unicode(64), nullable=False),
     sa.Column("pipeline_name", sa.Unicode(256), nullable=False),
     sa.Column("source_name", sa.Unicode(256), nullable=False),
@@ -25,7 +25,7 @@ audit_log = sa.Table(
     sa.Column("status", sa.Unicode(16), nullable=False),
     sa.Column("rows_loaded", sa.BigInteger()),
     sa.Column("parquet_files", sa.Integer()),
-    sa.Column("error_message", sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")),
+    sa.Column("error_message", typed(TEXT, sa.UnicodeText())),
     sa.Column("started_at", UtcOffset(), nullable=False),
     sa.Column("finished_at", UtcOffset()),
 )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from etl_resources.secrets import SECRET_REF
+from etl_resources.warehouse.dialects import SUPPORTED, for_dialect
 
 HASH_LENGTH = 8
 DAY_DIGITS = 8
@@ -79,18 +80,9 @@ class Naming:
         return f"{prefix}{cut}_{hashlib.sha1(base.encode()).hexdigest()[:HASH_LENGTH]}{suffix}"
 
 
-NAMINGS = {
-    "postgresql": Naming("postgresql", limit=63, limit_in_bytes=True, default_schema="public", day_tables=True),
-    "mssql": Naming("mssql", limit=128, folds_case="unicode", default_schema="dbo", shared_index_names=False, stage_shadows_tables=False, load_stages=True),
-    "sqlite": Naming("sqlite", folds_case="ascii", has_schemas=False),
-}
-# The warehouse is not known (its URL is one secret): names must work on each of the supported ones.
-SUPPORTED = tuple(NAMINGS)
-
-
 def naming(dialect: str) -> Naming:
-    """The rules of `dialect` (SQLAlchemy's backend name); a dialect not listed gets no limit and keeps case."""
-    return NAMINGS.get(dialect) or Naming(dialect)
+    """The rules of `dialect` (SQLAlchemy's backend name), which must be a supported warehouse."""
+    return for_dialect(dialect).naming
 
 
 def day_table(dialect: str, table: str, partition_key: str) -> str:
@@ -334,7 +326,7 @@ def _clash(dialect: str, target: TargetName, other: TargetName) -> str | None:
 def warehouse_dialects(url_template: str | None, lookup: Callable[[str], str | None] | None = None) -> tuple[tuple[str, ...], bool]:
     """The dialect(s) to check names against, and whether the warehouse was known. A URL that is one secret
     is looked up with `lookup` (name -> value or None) when given; when it cannot be read, every supported
-    warehouse is checked."""
+    warehouse is checked. A known URL of an unsupported dialect raises UnsupportedWarehouseError."""
     template = (url_template or "").strip()
     whole = SECRET_REF.fullmatch(template)
     if whole and lookup is not None:
@@ -343,6 +335,10 @@ def warehouse_dialects(url_template: str | None, lookup: Callable[[str], str | N
         except KeyError:
             template = ""
     try:
-        return ((sa.make_url(template).get_backend_name(),), True) if template and not SECRET_REF.fullmatch(template) else (SUPPORTED, False)
+        backend = sa.make_url(template).get_backend_name() if template and not SECRET_REF.fullmatch(template) else None
     except sa.exc.ArgumentError:
+        backend = None
+    if backend is None:
         return SUPPORTED, False
+    # A warehouse the platform cannot load into fails here, when the definitions load, rather than at the first load.
+    return (for_dialect(backend).name,), True

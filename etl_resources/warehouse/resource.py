@@ -5,38 +5,22 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
-from etl_resources.databases.engines import create_engine, literal_dialect
-from etl_resources.databases.type_mapping import polars_dtype
-from etl_resources.prefetch import ReadAhead
+from etl_resources.databases.engines import create_engine
 from etl_resources.progress import Progress
 from etl_resources.secrets import SecretResolver
 from etl_resources.warehouse import names as warehouse_names
 from etl_resources.warehouse.audit_queue import DEFAULT_AUDIT_QUEUE
-from etl_resources.warehouse.dialects.mssql import load as mssql_load
-from etl_resources.warehouse.dialects.postgresql import copy as pg_copy
-from etl_resources.warehouse.dialects.postgresql.partition_swap import Lineage, PartitionSwap, files_pattern
-from etl_resources.warehouse.schema import LINEAGE_COLUMNS, ensure_table, is_partitioned, table_plan
-from etl_resources.warehouse.write_modes import (
-    ROW_NUMBER,
-    WriteModeError,
-    ensure_keys_index,
-    insert_batches,
-    numbered,
-    prepare_append,
-    stage_table,
-    upsert_statement,
-)
+from etl_resources.warehouse.dialects import LoadRequest, for_dialect
+from etl_resources.warehouse.schema import LINEAGE_COLUMNS
+from etl_resources.warehouse.write_modes import ROW_NUMBER, WriteModeError
 
 DEFAULT_WAREHOUSE_URL = "sqlite:///.etl/warehouse.db"
-INSERT_CHUNK_ROWS = 10_000
-COPY_CHUNK_ROWS = 25_000
 # `_source_file` comes with the frame (the lake IO manager adds it); these the load adds.
 OWN_COLUMNS = tuple(name for name in LINEAGE_COLUMNS if name != "_source_file")
 
@@ -52,8 +36,7 @@ class Warehouse(dg.ConfigurableResource):
     def engine(self) -> sa.Engine:
         if self._engine is None:
             url = self.secrets.url(self.url)
-            if url.get_backend_name() == "sqlite" and url.database:
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            for_dialect(url.get_backend_name()).prepare_url(url)
             self._engine = create_engine(url, pool_pre_ping=True)
         return self._engine
 
@@ -118,7 +101,7 @@ def load_partition(
     keys: tuple[str, ...] = (),
     log: logging.Logger | None = None,
 ) -> PartitionLoad:
-    """Load one day by the target's write mode (see write_modes.py); all or nothing, like the replace."""
+    """Load one day by the target's write mode (see write_modes.py), the way its warehouse dialect loads; all or nothing, like the replace."""
     _check_own_columns(engine, table_name, frame)
     frame = _nested_as_json(frame)
     missing = [key for key in keys if key not in frame.collect_schema().names()]
@@ -126,49 +109,11 @@ def load_partition(
         raise WriteModeError(f"{table_name} {partition_key}: merge keys {missing} are not columns of the source (fix: `target.keys` must name source columns)")
     progress = Progress(log, f"{table_name} {partition_key}")
     files: set[str] = set()
-    loaded_at = dt.datetime.now(dt.UTC)
-    if engine.dialect.name == "mssql":
-        table, added = mssql_load.load_day(engine, schema, table_name, partition_key, frame, write_mode, tuple(keys), _recounted(progress, files), log)
-    elif write_mode == "replace_partition" and engine.dialect.name == "postgresql":
-        table, added = _replace_postgres(engine, schema, table_name, partition_key, frame, loaded_at, progress, files)
-    else:
-        table, added = _load_by_mode(
-            engine, schema, table_name, partition_key, _with_lineage(frame, loaded_at, partition_key), write_mode, tuple(keys), progress, files
-        )
+    request = LoadRequest(schema, table_name, partition_key, frame, write_mode, tuple(keys), dt.datetime.now(dt.UTC), _recounted(progress, files), files, log)
+    table, added = for_dialect(engine.dialect.name).load_day(engine, request)
     if log:
         log.info(f"{table.fullname} {partition_key}: loaded ({write_mode}) {progress.summary()}")
     return PartitionLoad(partition_key=partition_key, rows=progress.rows, files=len(files), table=table.fullname, added_columns=added)
-
-
-def _load_by_mode(
-    engine: sa.Engine,
-    schema: str | None,
-    table_name: str,
-    partition_key: str,
-    frame: pl.LazyFrame,
-    write_mode: str,
-    keys: tuple[str, ...],
-    progress: Progress,
-    files: set[str],
-) -> tuple[sa.Table, list[str]]:
-    """Every mode through SQLAlchemy executemany (SQLite and others; PostgreSQL's append and merge), in one transaction."""
-    with engine.begin() as conn:
-        replace = write_mode == "replace_partition"
-        table, added = ensure_table(conn, schema, table_name, frame.collect_schema(), partitioned=replace, unique_keys=keys)
-        batches = _counted(frame, INSERT_CHUNK_ROWS, progress, files)
-        if replace:
-            conn.execute(table.delete().where(table.c["_partition"] == partition_key))
-            insert_batches(conn, table, batches)
-        elif write_mode == "append":
-            prepare_append(conn, table, partition_key)
-            insert_batches(conn, table, batches)
-        else:
-            ensure_keys_index(conn, table, keys)
-            stage = stage_table(conn, table, frame.collect_schema().names())
-            insert_batches(conn, stage, numbered(batches, table, partition_key, keys))
-            conn.execute(upsert_statement(conn.dialect, table, stage, keys))
-            stage.drop(conn)
-    return table, added
 
 
 def _recounted(progress: Progress, files: set[str]) -> Callable[[pl.LazyFrame, int], Iterator[pl.DataFrame]]:
@@ -185,72 +130,3 @@ def _recounted(progress: Progress, files: set[str]) -> Callable[[pl.LazyFrame, i
 def _check_own_columns(engine: sa.Engine, table_name: str, frame: pl.LazyFrame) -> None:
     """A source column named like the lineage or the merge's row number would be overwritten by it."""
     warehouse_names.check_columns(engine.dialect.name, table_name, frame.collect_schema().names(), reserved=(*OWN_COLUMNS, ROW_NUMBER))
-
-
-def _with_lineage(frame: pl.LazyFrame, loaded_at: dt.datetime, partition_key: str) -> pl.LazyFrame:
-    return frame.with_columns(pl.lit(loaded_at).alias("_loaded_at"), pl.lit(partition_key).alias("_partition"))
-
-
-def _replace_postgres(
-    engine: sa.Engine,
-    schema: str | None,
-    table_name: str,
-    partition_key: str,
-    frame: pl.LazyFrame,
-    loaded_at: dt.datetime,
-    progress: Progress,
-    files: set[str],
-) -> tuple[sa.Table, list[str]]:
-    """A binary COPY of Arrow batches (pgpq-encoded, sent by psycopg) and the DDL around it, in one transaction.
-
-    Tables this platform creates are partitioned, and a load swaps the day's partition (see partition_swap);
-    a table made otherwise gets the day's rows deleted and the new ones copied in.
-    """
-    with engine.connect() as probe:
-        ddl, table, added = table_plan(probe, schema, table_name, frame.collect_schema())
-        partitioned = any(isinstance(statement, sa.schema.CreateTable) for statement in ddl) or is_partitioned(probe, table.schema, table.name)
-        dialect = literal_dialect(probe.dialect)
-    statements = [str(statement.compile(dialect=dialect)) for statement in ddl]
-    if partitioned:
-        swap = PartitionSwap(dialect, table, partition_key, [name for name in frame.collect_schema() if name not in LINEAGE_COLUMNS])
-        target = swap.stage
-    else:
-        frame = _with_lineage(frame, loaded_at, partition_key)
-        delete = table.delete().where(table.c["_partition"] == partition_key)
-        statements.append(str(delete.compile(dialect=dialect, compile_kwargs={"literal_binds": True})))
-        target = table
-    # Binary COPY wants each column in exactly the table's type.
-    dtypes = {column.name: polars_dtype(column.type, "postgresql") for column in target.columns}
-    present = frame.collect_schema()
-    frame = frame.cast({name: dtype for name, dtype in dtypes.items() if dtype is not None and name in present})
-    keep = [column.name for column in target.columns if column.name in present]
-    # Decoding Parquet and encoding COPY run on a read-ahead thread from here on: first while we connect and
-    # run the DDL, then while psycopg sends the previous chunk.
-    chunks = ReadAhead(
-        pg_copy.encoded(
-            record_batch for batch in _counted(frame, COPY_CHUNK_ROWS, progress, files) for record_batch in batch.select(keep).to_arrow().to_batches()
-        )
-    )
-    try:
-        with pg_copy.connect(engine.url) as conn:
-            try:
-                with conn.cursor() as cursor:
-                    if partitioned:
-                        cursor.execute(swap.lock())
-                    for statement in statements:
-                        cursor.execute(statement)
-                    if partitioned:
-                        cursor.execute(swap.lookup())
-                        found = cursor.fetchall()
-                        cursor.execute(swap.create_stage())
-                    pg_copy.copy_chunks(cursor, pg_copy.copy_statement(dialect, target, keep, freeze=partitioned), chunks)
-                    if partitioned:
-                        for statement in swap.finish(found, Lineage(loaded_at, files_pattern(files), partition_key)):
-                            cursor.execute(statement)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-    finally:
-        chunks.close()
-    return table, added

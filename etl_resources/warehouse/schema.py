@@ -3,8 +3,9 @@
 import polars as pl
 import sqlalchemy as sa
 
-from etl_resources.databases.type_mapping import check_column_types, key_sql_type, sql_type
 from etl_resources.warehouse import names as warehouse_names
+from etl_resources.warehouse.dialects import LINEAGE_TEXT, for_dialect, typed
+from etl_resources.warehouse.types import check_column_types, key_sql_type, sql_type
 
 LINEAGE_COLUMNS = ("_loaded_at", "_source_file", "_partition")
 
@@ -14,8 +15,8 @@ def lineage_columns() -> list[sa.Column]:
     # third of its server time; TEXT is the same storage without the check. SQL Server needs the bound to index.
     return [
         sa.Column("_loaded_at", sql_type(pl.Datetime("us", "UTC")), nullable=False),
-        sa.Column("_source_file", sa.Unicode(1024).with_variant(sa.Text(), "postgresql"), nullable=False),
-        sa.Column("_partition", sa.Unicode(32).with_variant(sa.Text(), "postgresql"), nullable=False),
+        sa.Column("_source_file", typed(LINEAGE_TEXT, sa.Unicode(1024)), nullable=False),
+        sa.Column("_partition", typed(LINEAGE_TEXT, sa.Unicode(32)), nullable=False),
     ]
 
 
@@ -24,21 +25,9 @@ def partition_index(table: sa.Table, dialect: str) -> sa.Index:
     return sa.Index(warehouse_names.partition_index(dialect, table.name), table.c["_partition"])
 
 
-def is_partitioned(conn: sa.Connection, schema: str | None, name: str) -> bool:
-    """Whether a PostgreSQL table is partitioned; one made by hand or by an older version may not be."""
-    kind = conn.execute(
-        sa.text(
-            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = COALESCE(:schema, current_schema()) AND c.relname = :name"
-        ),
-        {"schema": schema, "name": name},
-    ).scalar()
-    return kind == "p"
-
-
 def effective_schema(conn: sa.Connection, schema: str | None) -> str | None:
-    """SQLite has one namespace per file, so the target schema applies to server databases only."""
-    return None if conn.dialect.name == "sqlite" else schema
+    """SQLite has one namespace per file, so the target schema applies to warehouses with schemas only."""
+    return schema if for_dialect(conn.dialect.name).naming.has_schemas else None
 
 
 def table_plan(
@@ -48,8 +37,9 @@ def table_plan(
     the table as it will be, and the columns added. Nothing is executed, so the caller can run the DDL
     in the same transaction as the load, on whichever connection does the load.
 
-    A new PostgreSQL table is partitioned by day unless `partitioned` is false; `unique_keys` get a unique
+    A new table is partitioned by day where the warehouse partitions (PostgreSQL) unless `partitioned` is false; `unique_keys` get a unique
     index (a merge's upsert needs one)."""
+    warehouse = for_dialect(conn.dialect.name)
     schema = effective_schema(conn, schema)
     mode = "merge" if unique_keys else "replace_partition" if partitioned else "append"
     warehouse_names.check_target(conn.dialect.name, schema, name, mode)
@@ -66,8 +56,8 @@ def table_plan(
             for col, dtype in frame_schema.items()
             if col not in LINEAGE_COLUMNS
         ]
-        if conn.dialect.name == "postgresql" and partitioned:
-            table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema, postgresql_partition_by="LIST (_partition)")
+        if warehouse.partition_by and partitioned:
+            table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema, **warehouse.partition_by)
             return [*ddl, sa.schema.CreateTable(table)], table, []
         table = sa.Table(name, sa.MetaData(), *columns, *lineage_columns(), schema=schema)
         ddl += [sa.schema.CreateTable(table), sa.schema.CreateIndex(partition_index(table, conn.dialect.name))]
@@ -78,11 +68,10 @@ def table_plan(
     warehouse_names.check_columns(conn.dialect.name, name, data_columns, [column.name for column in table.columns])
     check_column_types(table, frame_schema, conn.dialect)
     added = [col for col in data_columns if col not in table.columns]
-    keyword = "ADD" if conn.dialect.name == "mssql" else "ADD COLUMN"
     for col in added:
         column = sa.Column(col, sql_type(frame_schema[col]))
         definition = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
-        ddl.append(warehouse_names.sql_text(f"ALTER TABLE {_qualified(conn, table)} {keyword} {definition}"))
+        ddl.append(warehouse_names.sql_text(f"ALTER TABLE {_qualified(conn, table)} {warehouse.add_column} {definition}"))
         table.append_column(column)
     return ddl, table, added
 

@@ -6,21 +6,21 @@ lineage included, so `_partition` says which day wrote it last), any other is in
 does not mention stay. Within one day the last row of a key wins, and a row without a value for a key is
 refused: no warehouse can match it, so each load would add it again. The rows go into a staging table first,
 then one `INSERT … ON CONFLICT DO UPDATE` moves them, all in the load's one transaction. Azure SQL does the
-same with statements of its own (mssql_load.py).
+same with statements of its own (dialects/mssql/load.py); each warehouse's load is its dialect's `load_day`.
 """
 
+import datetime as dt
 from collections.abc import Iterable
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from etl_resources.databases.type_mapping import sqlite_exact
 from etl_resources.warehouse import names as warehouse_names
-from etl_resources.warehouse.dialects.postgresql.partition_swap import partition_table_name
-from etl_resources.warehouse.schema import is_partitioned, keys_index
+from etl_resources.warehouse.dialects import LoadRequest, for_dialect
+from etl_resources.warehouse.schema import ensure_table, keys_index
 
 ROW_NUMBER = "_etl_row"
+INSERT_CHUNK_ROWS = 10_000
 
 
 class WriteModeError(ValueError):
@@ -28,10 +28,9 @@ class WriteModeError(ValueError):
 
 
 def insert_batches(conn: sa.Connection, table: sa.Table, batches: Iterable[pl.DataFrame]) -> None:
+    warehouse = for_dialect(conn.dialect.name)
     for batch in batches:
-        target = table
-        if conn.dialect.name == "sqlite":
-            target, batch = sqlite_exact(table, batch)
+        target, batch = warehouse.bind_batch(table, batch)
         conn.execute(target.insert(), batch.to_dicts())
 
 
@@ -51,24 +50,16 @@ def check_keys_present(table: sa.Table, partition_key: str, batch: pl.DataFrame,
         )
 
 
-def prepare_append(conn: sa.Connection, table: sa.Table, partition_key: str) -> None:
-    """A day-partitioned PostgreSQL table (made for replace_partition) needs the day's partition to exist."""
-    if conn.dialect.name == "postgresql" and is_partitioned(conn, table.schema, table.name):
-        preparer = conn.dialect.identifier_preparer
-        partition = preparer.format_table(sa.Table(partition_table_name(table.name, partition_key), sa.MetaData(), schema=table.schema))
-        literal = sa.literal(partition_key, sa.Text()).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-        conn.execute(sa.text(f"CREATE TABLE IF NOT EXISTS {partition} PARTITION OF {preparer.format_table(table)} FOR VALUES IN ({literal})"))
-
-
 def ensure_keys_index(conn: sa.Connection, table: sa.Table, keys: tuple[str, ...]) -> None:
     """An upsert needs a unique index on the keys; a table made before (or by hand) may lack one."""
-    if conn.dialect.name == "postgresql" and is_partitioned(conn, table.schema, table.name):
+    warehouse = for_dialect(conn.dialect.name)
+    if warehouse.is_partitioned(conn, table.schema, table.name):
         raise WriteModeError(
             f"{table.fullname} is partitioned by day (made for write_mode replace_partition), so keys cannot be unique "
             "across days (fix: load into a new target table, or drop this one and let the merge create it)"
         )
     if not any(sorted(columns) == sorted(keys) for columns in unique_column_sets(conn, table)):
-        check_indexable(conn.dialect, table, keys)
+        warehouse.check_key_columns(conn.dialect, table, keys)
         conn.execute(sa.schema.CreateIndex(keys_index(table, keys, conn.dialect.name)))
 
 
@@ -89,21 +80,6 @@ def unique_column_sets(conn: sa.Connection, table: sa.Table) -> list[list[str]]:
         pass
     sets.append(inspector.get_pk_constraint(table.name, schema=table.schema).get("constrained_columns") or [])
     return sets
-
-
-def check_indexable(dialect: sa.Dialect, table: sa.Table, keys: tuple[str, ...]) -> None:
-    """SQL Server cannot index an NVARCHAR(max) or VARBINARY(max) column, as tables made for another write mode have."""
-    if dialect.name != "mssql":
-        return
-    unbounded = [key for key in keys if isinstance(table.c[key].type, (sa.String, sa.LargeBinary)) and getattr(table.c[key].type, "length", None) is None]
-    if unbounded:
-        key = unbounded[0]
-        kind = "VARBINARY(900)" if isinstance(table.c[key].type, sa.LargeBinary) else "NVARCHAR(450)"
-        raise WriteModeError(
-            f"{table.fullname}: merge key '{key}' is {table.c[key].type.compile(dialect=dialect)}, which SQL Server cannot put in the unique "
-            f"index a merge needs (fix: ALTER TABLE {dialect.identifier_preparer.format_table(table)} ALTER COLUMN "
-            f"{dialect.identifier_preparer.quote(key)} {kind}, or load into a new table, which the merge creates with bounded key types)"
-        )
 
 
 def stage_table(conn: sa.Connection, table: sa.Table, columns: list[str]) -> sa.Table:
@@ -130,7 +106,35 @@ def upsert_statement(dialect: sa.Dialect, table: sa.Table, stage: sa.Table, keys
     last_of_each_key = sa.select(sa.func.max(stage.c[ROW_NUMBER])).group_by(*(stage.c[key] for key in keys))
     latest = sa.select(*(stage.c[column] for column in columns)).where(stage.c[ROW_NUMBER].in_(last_of_each_key))
     updated = [column for column in columns if column not in keys]
-    if dialect.name in ("postgresql", "sqlite"):
-        insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table).from_select(columns, latest)
+    upsert_insert = for_dialect(dialect.name).upsert_insert
+    if upsert_insert is not None:
+        insert = upsert_insert(table).from_select(columns, latest)
         return insert.on_conflict_do_update(index_elements=list(keys), set_={column: insert.excluded[column] for column in updated})
     raise WriteModeError(f"write_mode merge is not supported on {dialect.name} (fix: use PostgreSQL, SQLite or Azure SQL, or write_mode append)")
+
+
+def with_lineage(frame: pl.LazyFrame, loaded_at: dt.datetime, partition_key: str) -> pl.LazyFrame:
+    return frame.with_columns(pl.lit(loaded_at).alias("_loaded_at"), pl.lit(partition_key).alias("_partition"))
+
+
+def load_day(engine: sa.Engine, request: LoadRequest) -> tuple[sa.Table, list[str]]:
+    """Every mode through SQLAlchemy executemany (SQLite and others; PostgreSQL's append and merge), in one transaction."""
+    frame = with_lineage(request.frame, request.loaded_at, request.partition_key)
+    keys = request.keys
+    with engine.begin() as conn:
+        replace = request.write_mode == "replace_partition"
+        table, added = ensure_table(conn, request.schema, request.table, frame.collect_schema(), partitioned=replace, unique_keys=keys)
+        batches = request.batches(frame, INSERT_CHUNK_ROWS)
+        if replace:
+            conn.execute(table.delete().where(table.c["_partition"] == request.partition_key))
+            insert_batches(conn, table, batches)
+        elif request.write_mode == "append":
+            for_dialect(conn.dialect.name).prepare_append(conn, table, request.partition_key)
+            insert_batches(conn, table, batches)
+        else:
+            ensure_keys_index(conn, table, keys)
+            stage = stage_table(conn, table, frame.collect_schema().names())
+            insert_batches(conn, stage, numbered(batches, table, request.partition_key, keys))
+            conn.execute(upsert_statement(conn.dialect, table, stage, keys))
+            stage.drop(conn)
+    return table, added

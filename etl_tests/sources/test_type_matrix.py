@@ -1,6 +1,6 @@
 """The type matrix: every common column type of PostgreSQL, MariaDB and SQLite sources goes source -> lake ->
 warehouse (PostgreSQL and SQLite) in a real materialization, and is compared cell by cell with the source as its
-own driver reads it back. SQL Server cannot run here: its part asserts the T-SQL DDL that type_mapping produces,
+own driver reads it back. SQL Server cannot run here: its part asserts the T-SQL DDL that warehouse/types.py produces,
 compiled by SQLAlchemy's mssql dialect, for each lake type. The forms a value takes where a type has no exact
 counterpart are the ones the README's type table documents."""
 
@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from etl_resources.databases.type_mapping import WarehouseTypeError, check_column_types, sql_type
 from etl_resources.lake.store import scan_partition
 from etl_resources.sources.sql.extract import SourceTypeError, _checked_frame
 from etl_resources.warehouse.resource import load_partition
+from etl_resources.warehouse.types import WarehouseTypeError, check_column_types, sql_type
 from etl_tests.support import tsql_driver
 
 DAY = "2026-11-01"
@@ -328,7 +328,7 @@ def test_a_column_that_turns_from_int_to_text_fails_the_load_naming_it(platform,
     ],
 )
 def test_sql_server_gets_a_tsql_type_for_each_lake_type(dtype, tsql):
-    """No SQL Server runs here: the DDL is what SQLAlchemy's mssql dialect compiles from type_mapping's choice."""
+    """No SQL Server runs here: the DDL is what SQLAlchemy's mssql dialect compiles from warehouse/types.py's choice."""
     assert sql_type(dtype).compile(dialect=mssql.dialect()) == tsql
 
 

@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
 from etl_resources.warehouse.audit import AuditRow, write_audit_rows
+from etl_resources.warehouse.dialects.mssql.dialect import check_indexable
 from etl_resources.warehouse.dialects.mssql.load import MssqlLoadError, uses_bulk_copy
 from etl_resources.warehouse.resource import load_partition
-from etl_resources.warehouse.write_modes import WriteModeError, check_indexable
+from etl_resources.warehouse.write_modes import WriteModeError
 from etl_tests.support import tsql_driver
 
 DAY = "2026-11-01"

@@ -6,11 +6,11 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, postgresql
 
-from etl_resources.databases.type_mapping import sql_type
 from etl_resources.warehouse.audit import audit_log
 from etl_resources.warehouse.dialects.postgresql.partition_swap import files_pattern, partition_table_name
 from etl_resources.warehouse.names import LOAD_SUFFIX
 from etl_resources.warehouse.schema import lineage_columns, partition_index
+from etl_resources.warehouse.types import sql_type
 
 FRAME = pl.Schema(
     {

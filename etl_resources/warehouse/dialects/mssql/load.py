@@ -14,25 +14,25 @@
 
 The upsert is an `UPDATE … FROM` and an `INSERT … WHERE NOT EXISTS` under `UPDLOCK, HOLDLOCK`, not `MERGE`,
 which some T-SQL endpoints lack and which has a long record of concurrency defects on SQL Server itself.
-Zoned timestamps are staged as UTC `DATETIME2` and become `DATETIMEOFFSET` in the move (mssql_offset.py).
+Zoned timestamps are staged as UTC `DATETIME2` and become `DATETIMEOFFSET` in the move (offset.py).
 """
 
 import datetime as dt
 import hashlib
 import itertools
-import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
-from etl_resources.databases.type_mapping import WarehouseTypeError, check_floats, polars_dtype
 from etl_resources.warehouse import names as warehouse_names
+from etl_resources.warehouse.dialects import LoadRequest, for_dialect
 from etl_resources.warehouse.dialects.mssql.offset import at_utc, utc_naive
 from etl_resources.warehouse.schema import table_plan
+from etl_resources.warehouse.types import WarehouseTypeError, check_floats
 from etl_resources.warehouse.write_modes import ROW_NUMBER, WriteModeError, check_keys_present, ensure_keys_index
 
 ARRAY_ROWS = 10_000
@@ -186,10 +186,11 @@ def move_statements(dialect: sa.Dialect, day: DayLoad) -> list[tuple[str, tuple]
 
 def staged_batches(batches: Iterator[pl.DataFrame], day: DayLoad) -> Iterator[pl.DataFrame]:
     """Each batch in the stage's column order and types, zoned timestamps as UTC without a zone, numbered."""
-    dtypes = {column.name: polars_dtype(column.type, "mssql") for column in day.stage.columns}
+    warehouse = for_dialect("mssql")
+    dtypes = {column.name: warehouse.read_dtype(column.type) for column in day.stage.columns}
     zoned, offset = day.zoned, 0
     for batch in batches:
-        check_floats(day.target, batch, "mssql")
+        check_floats(day.target, batch, warehouse)
         check_keys_present(day.target, day.partition_key, batch, day.keys)
         batch = batch.with_columns(
             *(pl.col(name).dt.convert_time_zone("UTC").dt.replace_time_zone(None) for name in zoned),
@@ -237,21 +238,12 @@ def bulk_fill(conn: sa.Connection, stage: sa.Table, batches: Iterator[pl.DataFra
         cursor.close()
 
 
-def load_day(
-    engine: sa.Engine,
-    schema: str | None,
-    table_name: str,
-    partition_key: str,
-    frame: pl.LazyFrame,
-    write_mode: str,
-    keys: tuple[str, ...],
-    batches: Callable[[pl.LazyFrame, int], Iterator[pl.DataFrame]],
-    log: logging.Logger | None = None,
-) -> tuple[sa.Table, list[str]]:
-    """Load one day (see the module's docstring); `batches(frame, rows)` yields the frame's batches and counts them."""
+def load_day(engine: sa.Engine, request: LoadRequest) -> tuple[sa.Table, list[str]]:
+    """Load one day (see the module's docstring)."""
+    frame, keys, log = request.frame, request.keys, request.log
     frame_schema = frame.collect_schema()
     with engine.connect() as conn:
-        ddl, planned, _ = table_plan(conn, schema, table_name, frame_schema, partitioned=False, unique_keys=keys)
+        ddl, planned, _ = table_plan(conn, request.schema, request.table, frame_schema, partitioned=False, unique_keys=keys)
         # The stage lives in the target's schema, so a new schema comes first, outside the load's transaction.
         for statement in ddl:
             if isinstance(statement, sa.schema.CreateSchema):
@@ -259,9 +251,9 @@ def load_day(
         day = DayLoad(
             planned,
             stage_for(planned, frame_schema.names(), uuid.uuid4().hex[: warehouse_names.STAGE_ID_DIGITS]),
-            partition_key,
-            dt.datetime.now(dt.UTC),
-            write_mode,
+            request.partition_key,
+            request.loaded_at,
+            request.write_mode,
             keys,
         )
         # No schema is the login's default one, which a target written with that schema's name must share locks with.
@@ -272,7 +264,7 @@ def load_day(
             _granted(conn, applock_statement("Session", 0), stage_lock, f"stage {day.stage.name}")
             day.stage.create(conn)
             conn.commit()
-            _fill(conn, day, frame, batches, log)
+            _fill(conn, day, frame, request.batches, log)
             # The rows went in on the raw cursor, which SQLAlchemy's transaction bookkeeping does not see.
             conn.connection.commit()
             table, added = _move(conn, day, frame_schema, applock_resource("load", lock_schema, planned.name))

@@ -11,7 +11,7 @@ import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
 
-from etl_resources.databases.type_mapping import WarehouseTypeError
+from etl_resources.warehouse.types import WarehouseTypeError
 
 
 def connect(url: sa.URL) -> psycopg.Connection:
