@@ -20,6 +20,7 @@ from etl_resources.contract.rules import REJECT_SCHEMA, apply_contract
 from etl_resources.lake.io_manager import LAKE_DATASET, LakeIOManager, PartitionStream
 from etl_resources.secrets import SecretResolver
 from etl_resources.sources.files.extract import read_day
+from etl_resources.sources.files.landing import open_landing
 from etl_resources.sources.files.model import FileSource
 from etl_resources.sources.rest.extract import extract_rest
 from etl_resources.sources.sql.extract import extract
@@ -50,7 +51,7 @@ def _batches(source: AnySource, secrets: SecretResolver, lake: LakeIOManager, wi
     if isinstance(source, SqlSource):
         return extract(source, secrets.url(source.connection), window if source.mode == "incremental" else None)
     if isinstance(source, FileSource):
-        return read_day(lake.landing(source.landing), source, window[0].date().isoformat(), log)
+        return read_day(open_landing(source, secrets, lake), source, window[0].date().isoformat(), log)
     return extract_rest(source, secrets.store(), window, log)
 
 
