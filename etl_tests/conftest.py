@@ -17,6 +17,7 @@ from etl_assets.demo.events_api import DEMO_API_KEY
 from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
 from etl_resources.databases.engines import create_engine
 from etl_tests.support.api_server import ApiServer, ApiState
+from etl_tests.support.file_servers import FileServer, ftp_server, http_listing_server, sftp_server, webdav_server
 from etl_tests.support.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_schema, unique_schema
 from etl_tests.support.oracle_server import NO_ORACLE, ORACLE_URL_VARIABLE
 from etl_tests.support.platform import Platform
@@ -184,3 +185,33 @@ def webhook_receiver() -> Iterator[dict]:
 def webhook() -> Iterator[dict]:
     with webhook_receiver() as hook:
         yield hook
+
+
+@pytest.fixture(scope="session")
+def drop_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder every file server of a session serves; each test drops files into a folder of its own in it."""
+    return tmp_path_factory.mktemp("drops")
+
+
+@pytest.fixture(scope="session")
+def sftp(drop_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileServer]:
+    with sftp_server(drop_root, tmp_path_factory.mktemp("ssh")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ftp(drop_root: Path) -> Iterator[FileServer]:
+    with ftp_server(drop_root) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def webdav(drop_root: Path) -> Iterator[FileServer]:
+    with webdav_server(drop_root) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def http_listing(drop_root: Path) -> Iterator[FileServer]:
+    with http_listing_server(drop_root) as server:
+        yield server

@@ -1,6 +1,6 @@
 """A sensor per files source: each new or changed landing file starts a run for the day its name says.
 
-The cursor maps each file seen to its version (size and modification time), so a file is picked up once,
+The cursor maps each file seen to its version (size and modification time, or ETag), so a file is picked up once,
 across ticks and daemon restarts, and again only if it is dropped anew with other content. Several new
 files of one day make one run, which reads every file of that day. A day that has not closed yet (UTC)
 waits: its files stay out of the cursor until the partition exists.
@@ -12,6 +12,7 @@ import dagster as dg
 
 from etl_assets.partitions import daily_partitions
 from etl_resources.lake.io_manager import LakeIOManager
+from etl_resources.secrets import SecretResolver
 from etl_resources.sources.base import Arrivals
 from etl_resources.sources.files.model import FileSource
 
@@ -28,9 +29,10 @@ def landing_sensor(source: FileSource, job, arrivals: Arrivals) -> dg.SensorDefi
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"New files matching {source.pattern} in {source.landing} → a run for their day of {source.name}.",
     )
-    def _sensor(context: dg.SensorEvaluationContext, lake_io_manager: dg.ResourceParam[LakeIOManager]):
+    def _sensor(context: dg.SensorEvaluationContext, secrets: SecretResolver, lake_io_manager: dg.ResourceParam[LakeIOManager]):
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        files = arrivals(source, lake_io_manager)
+        # A landing that cannot be reached or listed fails the tick with its LandingError, keeping the cursor.
+        files = arrivals(source, secrets, lake_io_manager)
         new_by_day: dict[str, list] = {}
         cursor = {}
         for file in files:

@@ -36,7 +36,7 @@ class Extractor(Protocol):
 
 # The files a sensor watches for a kind whose days arrive as files: each has `name`, `day` (None when its
 # name says none) and `version`, which changes when the file is dropped again with other content.
-Arrivals = Callable[[Any, LakeIOManager], list]
+Arrivals = Callable[[Any, SecretResolver, LakeIOManager], list]
 
 
 @dataclass(frozen=True)

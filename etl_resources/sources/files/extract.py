@@ -1,4 +1,4 @@
-"""Files dropped into a landing folder or ADLS container: find a day's files and read them as frames.
+"""Files dropped into a landing folder (local, ADLS, SFTP, FTP, WebDAV, HTTP): find a day's files and read them as frames.
 
 CSV and JSON lines arrive as text columns (the source's contract types them) with each row's original
 text in `_record`; a row that cannot be parsed keeps its text and gets `__parse_error`, so the contract
@@ -18,9 +18,12 @@ import polars as pl
 
 from etl_resources.contract.rules import PARSE_ERROR as PARSE_ERROR_COLUMN
 from etl_resources.lake.store import Lake
+from etl_resources.sources.files.landing import LandingError, is_remote, landing_error
 from etl_resources.sources.files.model import FileSource
 from etl_resources.sources.rest.extract import RECORD_COLUMN
 
+# Where each filesystem's listing keeps a file's modification time or tag, in the order they are asked.
+VERSION_KEYS = ("mtime", "last_modified", "modify", "modified", "etag")
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 
@@ -29,22 +32,36 @@ class LandingFile:
     name: str
     path: str
     day: str | None
-    version: str  # size and modification time: a file dropped again with new content is new
+    version: str  # size and modification time (or ETag): a file dropped again with new content is new
 
 
 def landing_files(landing: Lake, source: FileSource) -> list[LandingFile]:
     """The files in the landing folder that match the source's pattern, oldest name first."""
-    if not landing.fs.exists(landing.root):
-        return []
+    try:
+        entries = _listing(landing, source)
+    except Exception as err:
+        raise landing_error(source, err, "cannot list the landing folder") from err
     date_pattern = re.compile(source.date_pattern)
     files = []
-    for entry in landing.fs.ls(landing.root, detail=True):
-        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+    for entry in entries:
+        name = entry.get("filename") or entry["name"].rstrip("/").rsplit("/", 1)[-1]
         if entry["type"] != "file" or name.startswith((".", "_")) or not fnmatch.fnmatch(name, source.pattern):
             continue
-        modified = entry.get("mtime") or entry.get("last_modified") or ""
+        modified = next((entry[key] for key in VERSION_KEYS if entry.get(key)), "")
         files.append(LandingFile(name=name, path=entry["name"], day=_day(date_pattern, name), version=f"{entry.get('size')}:{modified}"))
     return sorted(files, key=lambda f: f.name)
+
+
+def _listing(landing: Lake, source: FileSource) -> list[dict]:
+    try:
+        return landing.fs.ls(landing.root, detail=True)
+    except FileNotFoundError:
+        if is_remote(source.landing):
+            raise LandingError(
+                f"source '{source.name}': the landing folder {source.landing} does not exist on the server "
+                "(fix: correct the path in `landing`, or create the folder; an empty folder is an empty day)"
+            ) from None
+        return []
 
 
 def _day(pattern: re.Pattern, name: str) -> str | None:
@@ -85,6 +102,19 @@ def read_day(landing: Lake, source: FileSource, day: str, log=None) -> Iterator[
 def _read_file(landing: Lake, source: FileSource, file: LandingFile) -> Iterator[pl.DataFrame]:
     """One file in batches, streamed from storage, so a file bigger than memory is read a batch at a time."""
     kind = file_format(source, file.name)
+    try:
+        yield from _read_open(landing, source, file, kind)
+    except FileNotFoundError:
+        raise LandingError(
+            f"source '{source.name}': landing file {file.name!r} in {source.landing} was listed but is gone "
+            "(fix: run the day again once the sender has finished; a sender should write a file under another name, "
+            "e.g. starting with '.', and rename it when complete)"
+        ) from None
+    except Exception as err:
+        raise landing_error(source, err, f"cannot read {file.name!r} from") from err
+
+
+def _read_open(landing: Lake, source: FileSource, file: LandingFile, kind: str) -> Iterator[pl.DataFrame]:
     with landing.fs.open(file.path, "rb") as raw:
         if kind == "parquet":
             yield from _parquet_batches(raw, file, source.batch_size)
@@ -102,11 +132,12 @@ def _read_file(landing: Lake, source: FileSource, file: LandingFile) -> Iterator
 
 
 def _parquet_batches(raw, file: LandingFile, batch_size: int) -> Iterator[pl.DataFrame]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(raw)
-    except Exception as err:
+    except pa.ArrowException as err:  # not a Parquet file; a storage error fails the day instead
         yield _unreadable(file, f"parquet: cannot read the file: {str(err).splitlines()[0]}")
         return
     yielded = False

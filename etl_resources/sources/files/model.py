@@ -3,9 +3,26 @@
 import re
 from typing import Annotated, Literal
 
-from pydantic import StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from etl_resources.config.model import BaseSource
+
+
+class LandingConnection(BaseModel):
+    """How to sign in to a remote landing folder (SFTP, FTP/FTPS, WebDAV, HTTP). Secrets are `${NAME}`
+    references, resolved when a run or the sensor opens the folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str | None = None
+    password: str | None = None
+    # SFTP: the private key's text (usually `${NAME}`) or the path of a key file.
+    private_key: str | None = None
+    # SFTP: the known_hosts file that vouches for the server; without it, ~/.ssh/known_hosts.
+    known_hosts: str | None = None
+    # SFTP: false accepts any host key, so a machine in the middle can read the password and the files. Unsafe.
+    host_key_check: bool = True
+    timeout_seconds: float = Field(default=30, gt=0, le=3600)
 
 
 class FileSource(BaseSource):
@@ -14,6 +31,7 @@ class FileSource(BaseSource):
 
     kind: Literal["files"]
     landing: str
+    landing_connection: LandingConnection | None = None
     pattern: str = "*"
     format: Literal["csv", "jsonl", "parquet"] | None = None
     date_pattern: str = r"(?P<date>\d{4}-\d{2}-\d{2})"
@@ -29,6 +47,11 @@ class FileSource(BaseSource):
             raise ValueError(f"`date_pattern` is not a regular expression: {err}") from None
         if "date" not in compiled.groupindex:
             raise ValueError("`date_pattern` needs a named group `date` that matches YYYY-MM-DD, e.g. (?P<date>\\d{4}-\\d{2}-\\d{2})")
+        from etl_resources.sources.files.landing import landing_problem
+
+        problem = landing_problem(self.landing, self.landing_connection)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property
