@@ -15,10 +15,9 @@ import polars as pl
 import psycopg
 import sqlalchemy as sa
 
-from etl_assets.assets.raw import raw_dataset, raw_key, rejects_key
-from etl_assets.assets.warehouse import warehouse_key
 from etl_assets.definitions import build_definitions
 from etl_assets.partitions import RANGE_START_TAG, range_tags
+from etl_assets.translator import raw_dataset, raw_key, rejects_key, warehouse_key
 from etl_resources.config.sources_file import AnySource, load_sources
 
 DAY = "2026-11-01"

@@ -13,33 +13,15 @@ import polars as pl
 from etl_assets.assets.audit_events import record_audit
 from etl_assets.checks.source_checks import REJECT_RATE, Tally, check_evaluations, check_specs
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys, partition_window
+from etl_assets.translator import raw_dataset, raw_key, raw_spec, rejects_spec
 from etl_resources.config.model import Contract, StepRetries
 from etl_resources.config.sources_file import AnySource
 from etl_resources.contract.rules import REJECT_SCHEMA, apply_contract
-from etl_resources.lake.io_manager import LAKE_DATASET, LakeIOManager, PartitionStream
+from etl_resources.lake.io_manager import LakeIOManager, PartitionStream
 from etl_resources.secrets import SecretResolver
 from etl_resources.sources.base import ExtractRun
 from etl_resources.sources.registry import kind_of
 from etl_resources.warehouse.resource import Warehouse
-
-
-# The asset graph labels a node with its key's last segment only: the suffix tells a source's raw, rejects
-# and warehouse nodes apart when the source and its table share a name.
-def raw_key(source: AnySource) -> dg.AssetKey:
-    return dg.AssetKey(["raw", f"{source.name}_raw"])
-
-
-def rejects_key(source: AnySource) -> dg.AssetKey:
-    return dg.AssetKey(["rejects", f"{source.name}_rejects"])
-
-
-# The lake kept its layout when the keys gained their suffix, so lakes written before still load.
-def raw_dataset(source_name: str) -> str:
-    return f"raw/{source_name}"
-
-
-def rejects_dataset(source_name: str) -> str:
-    return f"rejects/{source_name}"
 
 
 def _batches(source: AnySource, run: ExtractRun) -> Iterator[pl.DataFrame]:
@@ -85,31 +67,9 @@ def _one_or_many(by_key: dict):
 def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(source.start_date)
     kind = source_kind(source)
-    outs = {
-        "raw": dg.AssetOut(
-            key=raw_key(source),
-            description=source.one_line_description,
-            kinds={kind, "parquet"},
-            group_name=source.group or source.name,
-            io_manager_key="lake_io_manager",
-            is_required=False,
-            metadata={"source": source.name, "kind": source.kind, LAKE_DATASET: raw_dataset(source.name)},
-            owners=source.owners,
-            tags=source.tags,
-        )
-    }
+    outs = {"raw": dg.AssetOut.from_spec(raw_spec(source, kind), io_manager_key="lake_io_manager", is_required=False)}
     if source.contract is not None:
-        outs["rejects"] = dg.AssetOut(
-            key=rejects_key(source),
-            description=f"Rows of {source.name} that break its contract, each with its reasons and the original record.",
-            kinds={"parquet"},
-            group_name=source.group or source.name,
-            io_manager_key="lake_io_manager",
-            is_required=False,
-            metadata={LAKE_DATASET: rejects_dataset(source.name)},
-            owners=source.owners,
-            tags=source.tags,
-        )
+        outs["rejects"] = dg.AssetOut.from_spec(rejects_spec(source), io_manager_key="lake_io_manager", is_required=False)
 
     @dg.multi_asset(
         name=f"extract_{source.name}",

@@ -13,18 +13,14 @@ import polars as pl
 import sqlalchemy as sa
 
 from etl_assets.assets.audit_events import record_audit
-from etl_assets.assets.warehouse import warehouse_key
 from etl_assets.checks.gate import source_gate_failures
 from etl_assets.partitions import weekly_partitions
+from etl_assets.translator import export_key, export_spec
 from etl_resources.config.sources_file import AnySource
 from etl_resources.salesforce.client import BulkClient
 from etl_resources.salesforce.model import SalesforceConnection, SalesforceExport
 from etl_resources.secrets import SecretResolver
 from etl_resources.warehouse.resource import Warehouse
-
-
-def export_key(export: SalesforceExport) -> dg.AssetKey:
-    return dg.AssetKey(["salesforce", export.name])
 
 
 def week_days(start: dt.datetime, end: dt.datetime) -> list[str]:
@@ -39,15 +35,9 @@ def filled(connection: SalesforceConnection, secrets: SecretResolver) -> Salesfo
 def build_export_asset(export: SalesforceExport, sources: dict[str, AnySource]) -> dg.AssetsDefinition:
     reads = [sources[name] for name in export.reads]
 
-    @dg.asset(
-        key=export_key(export),
-        description=export.description or f"Rows of a warehouse query, upserted each week into Salesforce {export.object} by {export.external_id_field}.",
-        partitions_def=weekly_partitions(export.start_date),
-        deps=[warehouse_key(source) for source in reads],
-        kinds={"salesforce"},
-        group_name=export.group or "exports",
-        metadata={"salesforce_object": export.object, "external_id_field": export.external_id_field},
-    )
+    spec = export_spec(export, reads)
+
+    @dg.multi_asset(name=spec.key.to_python_identifier(), specs=[spec], partitions_def=weekly_partitions(export.start_date))
     def _export(context: dg.AssetExecutionContext, warehouse: Warehouse, secrets: SecretResolver) -> dg.MaterializeResult:
         started = dt.datetime.now(dt.UTC)
         window = context.partition_time_window

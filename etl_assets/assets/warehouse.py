@@ -10,9 +10,9 @@ import dagster as dg
 import sqlalchemy as sa
 
 from etl_assets.assets.audit_events import record_audit
-from etl_assets.assets.raw import raw_key, rejects_key
 from etl_assets.checks.gate import gate_refusals
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys
+from etl_assets.translator import raw_key, rejects_key, warehouse_spec
 from etl_resources.config.sources_file import AnySource
 from etl_resources.warehouse.names import WarehouseNameError
 from etl_resources.warehouse.resource import Warehouse, load_partition
@@ -23,21 +23,10 @@ from etl_resources.warehouse.types import WarehouseTypeError
 WAREHOUSE_POOL = "warehouse"
 
 
-def warehouse_key(source: AnySource) -> dg.AssetKey:
-    return dg.AssetKey(["warehouse", *([source.target.schema_] if source.target.schema_ else []), source.target.table])
-
-
 def table_schema(engine: sa.Engine, schema: str | None, table: str) -> dg.TableSchema:
     with engine.connect() as conn:
         columns = sa.inspect(conn).get_columns(table, schema=effective_schema(conn, schema))
     return dg.TableSchema(columns=[dg.TableColumn(c["name"], str(c["type"])) for c in columns])
-
-
-WRITE_MODE_PHRASES = {
-    "replace_partition": "replaced as a whole on every load",
-    "merge": "upserted on {keys}",
-    "append": "appended on every load",
-}
 
 
 def fix_hint(source: AnySource) -> str:
@@ -48,20 +37,14 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
     target = source.target
     partitions_def = daily_partitions(source.start_date)
 
-    @dg.asset(
-        key=warehouse_key(source),
-        description=(
-            f"{target.qualified} in the warehouse: each day of {raw_key(source).to_user_string()}, "
-            f"{WRITE_MODE_PHRASES[target.write_mode].format(keys=', '.join(target.keys))}."
-        ),
+    spec = warehouse_spec(source, warehouse_kind)
+
+    @dg.multi_asset(
+        name=spec.key.to_python_identifier(),
+        specs=[spec],
         ins={"partition": dg.AssetIn(key=raw_key(source))},
         partitions_def=partitions_def,
         backfill_policy=backfill_policy(source.backfill_days_per_run),
-        kinds={warehouse_kind, "table"},
-        group_name=source.group or source.name,
-        metadata={"source": source.name, "dagster/table_name": target.qualified},
-        owners=source.owners,
-        tags=source.tags,
         pool=WAREHOUSE_POOL,
     )
     def _load(context: dg.AssetExecutionContext, partition, warehouse: Warehouse):

@@ -11,9 +11,8 @@ import datetime as dt
 
 import dagster as dg
 
-from etl_assets.assets.raw import raw_key, rejects_key
-from etl_assets.assets.warehouse import warehouse_key
 from etl_assets.partitions import daily_partitions
+from etl_assets.translator import raw_key, rejects_key, warehouse_key
 from etl_resources.config.sources_file import AnySource
 
 

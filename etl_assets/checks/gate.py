@@ -8,8 +8,8 @@ gating checks passed; a failed or missing verdict refuses it, and only it.
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from etl_assets.assets.raw import raw_key
 from etl_assets.checks.source_checks import GATING, latest_materialization
+from etl_assets.translator import raw_key
 from etl_resources.config.sources_file import AnySource
 
 
