@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from etl_assets.assets.audit_events import record_audit
+from etl_assets.assets.audit_events import AuditedStep
 from etl_assets.checks.source_checks import REJECT_RATE, Tally, check_evaluations, check_specs
 from etl_assets.kinds import database_kind
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys, partition_window
@@ -107,12 +107,9 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
             window = partition_window(partitions_def, key)
             if isinstance(source, SqlSource) and source.mode == "incremental":
                 context.log.info(f"{source.name} {key}: rows with {source.watermark_column} in [{window[0]:%Y-%m-%d %H:%M}, {window[1]:%Y-%m-%d %H:%M}) UTC")
-
-            def report(err: Exception, key: str = key) -> None:
-                record_audit(context, warehouse, source, key, "extract", started, error=err)
-
             frames = _validated(_batches(source, secrets, lake_io_manager, window, context.log), source.contract, key, tallies[key])
-            streams[key] = PartitionStream(frames=frames, on_failure=report, retryable=lambda err: getattr(err, "transient", False))
+            extract_step = AuditedStep(context, warehouse, source, key, "extract", started)
+            streams[key] = PartitionStream(frames=frames, on_failure=extract_step.failed, retryable=lambda err: getattr(err, "transient", False))
         selected = context.op_execution_context.selected_output_names
         checks = {key.name for key in context.selected_asset_check_keys if key.asset_key == raw_key(source)}
         if checks and "raw" not in selected:
@@ -134,7 +131,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         for evaluation in evaluations:
             if not evaluation.passed and evaluation.check_name == REJECT_RATE:
                 # The load will not take this day; the audit log says why.
-                record_audit(context, warehouse, source, evaluation.partition, "check", started, error=evaluation.description, status="blocked")
+                AuditedStep(context, warehouse, source, evaluation.partition, "check", started).blocked(evaluation.description)
         yield from evaluations
 
     return _extract
