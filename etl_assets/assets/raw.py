@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from etl_assets.assets.audit_events import record_audit
+from etl_assets.assets.audit_events import AuditedStep
 from etl_assets.checks.source_checks import REJECT_RATE, Tally, check_evaluations, check_specs
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys, partition_window
 from etl_assets.translator import raw_dataset, raw_key, raw_spec, rejects_spec
@@ -53,7 +53,7 @@ def _drain(stream: PartitionStream) -> None:
 
 def retry_policy(retries: StepRetries) -> dg.RetryPolicy | None:
     """Re-running a failed extract is safe: every attempt commits its lake partition whole or not at all.
-    Only failures that may pass are retried (a lost connection, a server restarting; see transient.py)."""
+    Only failures that may pass are retried (a lost connection, a server restarting; see etl_resources/databases/transient.py)."""
     if not retries.max_retries:
         return None
     backoff = dg.Backoff.EXPONENTIAL if retries.backoff == "exponential" else dg.Backoff.LINEAR
@@ -93,12 +93,9 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         streams = {}
         for key in keys:
             run = ExtractRun(partition_window(partitions_def, key), key, secrets, lake_io_manager, context.log)
-
-            def report(err: Exception, key: str = key) -> None:
-                record_audit(context, warehouse, source, key, "extract", started, error=err)
-
             frames = _validated(_batches(source, run), source.contract, key, tallies[key])
-            streams[key] = PartitionStream(frames=frames, on_failure=report, retryable=lambda err: getattr(err, "transient", False))
+            extract_step = AuditedStep(context, warehouse, source, key, "extract", started)
+            streams[key] = PartitionStream(frames=frames, on_failure=extract_step.failed, retryable=lambda err: getattr(err, "transient", False))
         selected = context.op_execution_context.selected_output_names
         checks = {key.name for key in context.selected_asset_check_keys if key.asset_key == raw_key(source)}
         if checks and "raw" not in selected:
@@ -120,7 +117,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
         for evaluation in evaluations:
             if not evaluation.passed and evaluation.check_name == REJECT_RATE:
                 # The load will not take this day; the audit log says why.
-                record_audit(context, warehouse, source, evaluation.partition, "check", started, error=evaluation.description, status="blocked")
+                AuditedStep(context, warehouse, source, evaluation.partition, "check", started).blocked(evaluation.description)
         yield from evaluations
 
     return _extract

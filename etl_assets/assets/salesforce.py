@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
-from etl_assets.assets.audit_events import record_audit
+from etl_assets.assets.audit_events import AuditedStep
 from etl_assets.checks.gate import source_gate_failures
 from etl_assets.partitions import weekly_partitions
 from etl_assets.translator import export_key, export_spec
@@ -39,13 +39,13 @@ def build_export_asset(export: SalesforceExport, sources: dict[str, AnySource]) 
 
     @dg.multi_asset(name=spec.key.to_python_identifier(), specs=[spec], partitions_def=weekly_partitions(export.start_date))
     def _export(context: dg.AssetExecutionContext, warehouse: Warehouse, secrets: SecretResolver) -> dg.MaterializeResult:
-        started = dt.datetime.now(dt.UTC)
         window = context.partition_time_window
         week = context.partition_key
+        step = AuditedStep(context, warehouse, export, week, "export")
         reasons = [reason for source in reads for reason in source_gate_failures(context.instance, source, week_days(window.start, window.end))]
         if reasons:
             failure = dg.Failure(description=f"not sending week {week} to Salesforce {export.object}: {'; '.join(reasons)}", allow_retries=False)
-            record_audit(context, warehouse, export, week, "export", started, error=failure, status="blocked")
+            step.blocked(failure)
             raise failure
         params = {"start": window.start.date().isoformat(), "end": window.end.date().isoformat()}
         with warehouse.engine().connect() as conn:
@@ -54,11 +54,9 @@ def build_export_asset(export: SalesforceExport, sources: dict[str, AnySource]) 
         context.log.info(f"{export.name} {week}: {frame.height:,} row(s) to upsert into {export.object}")
         client = BulkClient(filled(export.connection, secrets))
         try:
-            client.sign_in()
-            sent = client.upsert(export.object, export.external_id_field, frame, export.batch_size, context.log)
-        except Exception as err:
-            record_audit(context, warehouse, export, week, "export", started, error=err)
-            raise
+            with step.failure_recorded():
+                client.sign_in()
+                sent = client.upsert(export.object, export.external_id_field, frame, export.batch_size, context.log)
         finally:
             client.close()
         metadata = {
@@ -76,11 +74,11 @@ def build_export_asset(export: SalesforceExport, sources: dict[str, AnySource]) 
                 f"{sent.failed:,} of {sent.sent:,} records ({sent.failed_share:.1%}) failed in Salesforce {export.object}, "
                 f"over max_failed_share {export.max_failed_share:.0%}; first errors: {samples}"
             )
-            record_audit(context, warehouse, export, week, "export", started, rows=sent.succeeded, error=message)
+            step.failed(message, rows=sent.succeeded)
             raise dg.Failure(description=message, metadata=metadata, allow_retries=False)
         if sent.failed:
             context.log.warning(f"{export.name} {week}: {sent.failed:,} of {sent.sent:,} records failed (within {export.max_failed_share:.0%}): {sent.samples}")
-        record_audit(context, warehouse, export, week, "export", started, rows=sent.succeeded)
+        step.succeeded(rows=sent.succeeded)
         return dg.MaterializeResult(metadata=metadata)
 
     return _export

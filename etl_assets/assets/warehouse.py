@@ -4,12 +4,10 @@ Each day of a run loads on its own: a day the gate refuses, or whose load fails,
 and be audited, and the step then fails naming the days it did not load.
 """
 
-import datetime as dt
-
 import dagster as dg
 import sqlalchemy as sa
 
-from etl_assets.assets.audit_events import record_audit
+from etl_assets.assets.audit_events import AuditedStep
 from etl_assets.checks.gate import gate_refusals
 from etl_assets.partitions import backfill_policy, daily_partitions, existing_keys
 from etl_assets.translator import raw_key, rejects_key, warehouse_spec
@@ -57,11 +55,11 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
         errors: list[Exception] = []
         columns = None
         for key, frame in sorted(by_key.items()):
-            started = dt.datetime.now(dt.UTC)
+            step = AuditedStep(context, warehouse, source, key, "load")
             if key in refusals:
                 reason = f"not loading {target.qualified} for {key}: {refusals[key]} ({fix_hint(source)})"
                 context.log.error(reason)
-                record_audit(context, warehouse, source, key, "load", started, error=reason, status="blocked")
+                step.blocked(reason)
                 failed[key] = f"blocked: {refusals[key]}"
                 continue
             try:
@@ -70,17 +68,17 @@ def build_warehouse_asset(source: AnySource, warehouse_kind: str) -> dg.AssetsDe
                 columns = table_schema(engine, target.schema_, target.table)
             except (WarehouseNameError, WarehouseTypeError) as err:
                 message = f"source '{source.name}', {key}: {err}"
-                record_audit(context, warehouse, source, key, "load", started, error=dg.Failure(description=message))
+                step.failed(dg.Failure(description=message))
                 failed[key] = message
                 errors.append(err)
                 continue
             except Exception as err:
-                record_audit(context, warehouse, source, key, "load", started, error=err)
+                step.failed(err)
                 context.log.error(f"{target.qualified} {key}: load failed, the day keeps its previous rows: {type(err).__name__}: {err}")
                 failed[key] = f"{type(err).__name__}: {err}"
                 errors.append(err)
                 continue
-            record_audit(context, warehouse, source, key, "load", started, rows=result.rows, files=result.files)
+            step.succeeded(rows=result.rows, files=result.files)
             if result.added_columns:
                 context.log.info(f"{result.table}: added columns the source grew: {', '.join(result.added_columns)}")
             loaded[key] = {"dagster/row_count": result.rows, "parquet_files": result.files}

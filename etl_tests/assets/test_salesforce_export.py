@@ -124,6 +124,8 @@ def test_bad_credentials_fail_at_sign_in_with_the_fix_and_send_nothing(platform,
     assert "sign-in" in error and "invalid_grant" in error and "fix: check connection.username" in error
     assert salesforce.state.jobs == {}
     assert "not-the-password" not in error
+    ((step, status, message),) = [row[2:4] + row[5:] for row in audit(platform, defs)]
+    assert (step, status) == ("export", "failure") and "invalid_grant" in message and "not-the-password" not in message
 
 
 def test_a_week_with_a_failed_blocking_check_is_not_sent(platform, api, salesforce, monkeypatch):
