@@ -11,7 +11,7 @@ import polars as pl
 
 from etl_resources.config.model import ColumnRule, Contract
 from etl_resources.contract.timestamps import LAKE_TIMESTAMP, Parsed, parse_date, parse_timestamp
-from etl_resources.sources.rest.extract import RECORD_COLUMN
+from etl_resources.sources.records import RECORD_COLUMN
 
 ERROR = pl.Struct({"field": pl.String, "reason": pl.String})
 PARSE_ERROR = "__parse_error"

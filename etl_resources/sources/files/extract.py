@@ -20,7 +20,7 @@ from etl_resources.contract.rules import PARSE_ERROR as PARSE_ERROR_COLUMN
 from etl_resources.lake.store import Lake
 from etl_resources.sources.files.landing import LandingError, is_remote, landing_error
 from etl_resources.sources.files.model import FileSource
-from etl_resources.sources.rest.extract import RECORD_COLUMN
+from etl_resources.sources.records import RECORD_COLUMN
 
 # Where each filesystem's listing keeps a file's modification time or tag, in the order they are asked.
 VERSION_KEYS = ("mtime", "last_modified", "modify", "modified", "etag")

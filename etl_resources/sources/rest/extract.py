@@ -13,10 +13,10 @@ import httpx
 import polars as pl
 
 from etl_resources.secrets import MASK, SECRET_REF, SecretStore, redact
+from etl_resources.sources.records import records_frame
 from etl_resources.sources.rest.model import ApiKeyAuth, BasicAuth, BearerAuth, ClientCredentialsAuth, RestSource
 
 RECORD_KEYS = ("data", "events", "results", "items")
-RECORD_COLUMN = "_record"
 MAX_REDIRECTS = 10
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -78,36 +78,6 @@ def select_records(source: RestSource, body: Any, where_from: str) -> list[dict]
         where = f"at `{source.records_path}`" if source.records_path else f"(a bare list, or a list under {', '.join(RECORD_KEYS)})"
         raise RestSourceError(f"source '{source.name}', field 'records_path': no list of records {where} in the response from {where_from}")
     return records
-
-
-def _flatten(record: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}_"))
-        else:
-            flat[name] = json.dumps(value) if isinstance(value, list) else value
-    return flat
-
-
-def records_frame(source: RestSource, records: list[Any]) -> pl.DataFrame:
-    """Nested values become JSON text (`nested: json`) or `parent_child` columns (`nested: flatten`).
-
-    Each row keeps its original record as JSON in `_record`, for the rejects.
-    """
-    rows = []
-    for record in records:
-        if not isinstance(record, dict):
-            record = {"value": record}
-        row = (
-            _flatten(record)
-            if source.nested == "flatten"
-            else {key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in record.items()}
-        )
-        row[RECORD_COLUMN] = json.dumps(record, default=str)
-        rows.append(row)
-    return pl.from_dicts(rows, infer_schema_length=None, strict=False) if rows else pl.DataFrame({RECORD_COLUMN: []}, schema={RECORD_COLUMN: pl.String})
 
 
 class ClientCredentials(httpx.Auth):
@@ -370,7 +340,7 @@ def extract_rest(source: RestSource, secrets: SecretStore, window: tuple[dt.date
             walk.add(page.url, records)
             log.debug(f"source '{source.name}' {values['start_date']}: page {walk.pages}, {len(records)} records, {walk.records:,} so far")
             if records or walk.pages == 1:
-                yield records_frame(source, records)
+                yield records_frame(records, source.nested)
             total = json_path(body, paging.total_path) if paging.total_path else None
             if not records or (total is not None and walk.records >= int(total)):
                 return
