@@ -115,7 +115,10 @@ def _column(frame_schema: pl.Schema, name: str, rule: ColumnRule, slot: str) -> 
 def apply_contract(contract: Contract | None, frame: pl.DataFrame, row_offset: int, partition_key: str) -> Split:
     """Valid rows with the declared columns typed (extra columns kept or dropped), and rejects with their reasons."""
     if contract is None:
-        return Split(valid=frame.drop(RECORD_COLUMN, strict=False), rejects=pl.DataFrame(schema=REJECT_SCHEMA))
+        if PARSE_ERROR not in frame.columns:
+            return Split(valid=frame.drop(RECORD_COLUMN, strict=False), rejects=pl.DataFrame(schema=REJECT_SCHEMA))
+        # A reader's parse errors are rejects with or without a contract; the other columns pass as they are.
+        contract = Contract(columns={}, extra_columns="keep")
     missing = [pl.lit(None, pl.String).alias(name) for name in contract.columns if name not in frame.columns]
     frame = frame.with_columns(missing).with_row_index("__row", offset=row_offset)
     values, typed, rules = [], [], []

@@ -18,6 +18,18 @@ def as_json(value: Any, default: Callable[[Any], Any] = str) -> str:
     return json.dumps(value, ensure_ascii=False, default=default)
 
 
+def json_path(body: Any, path: str) -> Any:
+    """`a.b.0.c` walks dict keys and list indexes; None where the path does not exist."""
+    for part in path.split("."):
+        if isinstance(body, dict):
+            body = body.get(part)
+        elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
+            body = body[int(part)]
+        else:
+            return None
+    return body
+
+
 def flatten(record: dict, prefix: str = "", default: Callable[[Any], Any] = str) -> dict[str, Any]:
     """Nested objects as `parent_child` keys; lists stay whole, as JSON text."""
     flat: dict[str, Any] = {}

@@ -13,7 +13,7 @@ import httpx
 import polars as pl
 
 from etl_resources.secrets import MASK, SECRET_REF, SecretStore, redact
-from etl_resources.sources.records import records_frame
+from etl_resources.sources.records import json_path, records_frame
 from etl_resources.sources.rest.model import ApiKeyAuth, BasicAuth, BearerAuth, ClientCredentialsAuth, RestSource
 
 RECORD_KEYS = ("data", "events", "results", "items")
@@ -53,18 +53,6 @@ def window_values(window: tuple[dt.datetime, dt.datetime]) -> dict[str, str]:
         "end_date": end.date().isoformat(),
         "last_date": (end - dt.timedelta(days=1)).date().isoformat(),
     }
-
-
-def json_path(body: Any, path: str) -> Any:
-    """`a.b.0.c` walks dict keys and list indexes; None where the path does not exist."""
-    for part in path.split("."):
-        if isinstance(body, dict):
-            body = body.get(part)
-        elif isinstance(body, list) and part.isdigit() and int(part) < len(body):
-            body = body[int(part)]
-        else:
-            return None
-    return body
 
 
 def select_records(source: RestSource, body: Any, where_from: str) -> list[dict]:
