@@ -39,6 +39,18 @@ if [ "${1:-}" = "--test-servers" ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
     fi
+    if ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]; then
+        echo "setup: installing RabbitMQ from Debian's packages"
+        apt-get update -qq
+        # The package's own service is not wanted: the tests start a broker of their own in a temporary directory.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+        service rabbitmq-server stop >/dev/null 2>&1 || true
+    fi
+    if ! command -v nats-server >/dev/null; then
+        echo "setup: installing NATS server from Debian's packages"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+    fi
     if [ ! -x .etl/tools/node_modules/.bin/azurite-blob ]; then
         if ! command -v npm >/dev/null; then
             echo "setup: installing Node.js and npm from Debian's packages"

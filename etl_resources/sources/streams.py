@@ -1,12 +1,12 @@
 """What the stream kinds (Kafka, RabbitMQ streams, NATS JetStream) share: a day of a retained log, the same rows on every run.
 
 A message belongs to the day of its event time: the broker's timestamp, or a header or body field the producer
-set. Each kind seeks its log to the day's start (by the broker's time, which is never before a message's own
-time) and hands the messages over in log order; `day_frames` keeps those of the day and stops at the first
-message timestamped at or after the day's end plus `late_seconds`, or when the kind says the log is exhausted.
-So a day re-runs to the same rows in the same order, and a message published late with an old timestamp is in
-its day on the next run of that day, as long as it was logged within `late_seconds` of the day's end or before
-the log's end was reached.
+set. Each kind seeks its log to the day's start by the time the broker logged each message (never before the
+message's own time) and hands the messages over in log order; `day_frames` keeps those of the day and stops at
+the first message logged at or after the day's end plus `late_seconds`, or when the kind says the log is
+exhausted. The log time only grows along the log, so nothing of the day lies beyond that message: a day re-runs
+to the same rows in the same order, and a message published late with an old timestamp is in its day on the next
+run of that day, as long as it was logged within `late_seconds` of the day's end.
 """
 
 import base64
@@ -77,7 +77,9 @@ class StreamSource(BaseSource):
 
 @dataclass(frozen=True)
 class Message:
-    """One message as a broker returned it; `timestamp` is the broker's (UTC), `offset` its place in the log."""
+    """One message as a broker returned it, times in UTC: `timestamp` is the message's own (the default event time),
+    `logged` when the broker appended it (it only grows along the log; None where the broker does not say, so the
+    log is read to its end), `offset` its place in the log."""
 
     stream: str
     partition: int | None
@@ -86,6 +88,7 @@ class Message:
     body: bytes
     key: bytes | str | None = None
     headers: Mapping[str, Any] = field(default_factory=dict)
+    logged: dt.datetime | None = None
 
 
 def event_time(value: Any, unit: str) -> dt.datetime:
@@ -117,8 +120,8 @@ def _text(value: Any, what: str) -> str:
         raise ValueError(f"{what} is not UTF-8 text ({base64.b64encode(bytes(value)).decode()!r} in base64)") from None
 
 
-def _row(source: StreamSource, message: Message) -> tuple[dict[str, Any], dt.datetime | None, bool]:
-    """The message as a row (metadata, then body), its event time, and whether that time is the message's own.
+def _row(source: StreamSource, message: Message) -> tuple[dict[str, Any], dt.datetime | None]:
+    """The message as a row (metadata, then body) and its event time.
 
     A message that cannot be read is a parse error; one without a readable event time is placed by the broker's."""
     meta: dict[str, Any] = {"_stream": message.stream, "_partition": message.partition, "_offset": message.offset, "_timestamp": message.timestamp}
@@ -155,7 +158,7 @@ def _row(source: StreamSource, message: Message) -> tuple[dict[str, Any], dt.dat
         except ValueError as err:  # json.JSONDecodeError is one
             errors.append(f"the body is not {'JSON' if source.format == 'json' else 'text'}: {err}")
 
-    when, own = message.timestamp, True
+    when = message.timestamp
     try:
         if source.timestamp_header:
             if source.timestamp_header not in message.headers:
@@ -167,13 +170,12 @@ def _row(source: StreamSource, message: Message) -> tuple[dict[str, Any], dt.dat
                 raise ValueError("missing")
             when = event_time(found, source.timestamp_unit)
     except ValueError as err:
-        own = False
         errors.append(f"event time from {source.event_time_from}: {err}; the message is kept in the day of the broker's timestamp")
     meta["_timestamp"] = when
 
     original = {**meta, "body": base64.b64encode(message.body).decode() if source.format == "bytes" else _lossless_text(message.body)}
     row = {**meta, **body, RECORD_COLUMN: as_json(original), PARSE_ERROR: "; ".join(errors) or None}
-    return row, when, own
+    return row, when
 
 
 def _lossless_text(body: bytes) -> str:
@@ -204,8 +206,8 @@ def day_frames(
     """The day's messages in log order, in frames of at most `batch_size` rows; at least one frame.
 
     `logs` holds one iterator per partition of the log (one for a log without partitions), each from the day's
-    start in log order and ending when the log is exhausted; an iterator is closed at its first message past the
-    day's end plus `late_seconds`, so a kind's generator releases its consumer in a `finally`. A message delivered
+    start in log order and ending when the log is exhausted; an iterator is closed at its first message logged past
+    the day's end plus `late_seconds`, so a kind's generator releases its consumer in a `finally`. A message delivered
     twice (same partition and offset) is kept once.
     """
     start, end = window
@@ -224,10 +226,9 @@ def day_frames(
                         f"source '{source.name}', field 'max_seconds': the day {start.date()} was not read within {source.max_seconds:g}s "
                         f"({progress.rows:,} messages so far); nothing was written (fix: raise `max_seconds`)"
                     )
-                row, when, own = _row(source, message)
-                # A broken event time must not end the day early: the broker's time may lie far from the others'.
-                if own and when is not None and when >= stop_at:
+                if message.logged is not None and message.logged >= stop_at:
                     break
+                row, when = _row(source, message)
                 if (when is not None and when < start) or (when is not None and when >= end) or (message.partition, message.offset) in seen:
                     continue
                 seen.add((message.partition, message.offset))
