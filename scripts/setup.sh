@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh Debian machine with Python 3.11: the virtualenv, and with --test-servers
-# also PostgreSQL and MariaDB (Debian's packages) and Azurite (npm) for the test suite, and ODBC Driver 18
+# also PostgreSQL, MariaDB, RabbitMQ and NATS (Debian's packages) and Azurite (npm) for the test suite, and ODBC Driver 18
 # registered with unixODBC for pyodbc, for the live tests against a SQL Server elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."

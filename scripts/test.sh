@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (PostgreSQL, MariaDB and Azurite included), then run the whole test suite. The tests start and stop
+# Set up (PostgreSQL, MariaDB, RabbitMQ, NATS and Azurite included), then run the whole test suite. The tests start and stop
 # the servers they need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
