@@ -244,6 +244,23 @@ def test_a_missing_stream_names_the_field_and_the_streams_there(nats_jetstream):
 
     assert "source 'nats_orders', field 'stream': stream 'orderz' does not exist on NATS at nats://127.0.0.1:" in str(err.value)
     assert stream in str(err.value) and "(fix: correct `stream`" in str(err.value)
+    refused = f"source 'nats_orders', field 'subject': the server refused a consumer on stream '{stream}' with subject 'invoices.>'"
+    with pytest.raises(StreamError, match=refused):
+        extract(source(nats_jetstream, stream, subject="invoices.>"), "2026-11-20")
+
+
+def test_a_message_without_its_event_time_is_a_reject_kept_in_the_server_day(nats_jetstream):
+    stream = unique_stream()
+    publish(nats_jetstream, stream, [("orders.eu", b'{"order_id": 1}', {}), ("orders.eu", b'{"order_id": 2}', {"Event-Time": "yesterday"})])
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+
+    frame = extract(source(nats_jetstream, stream, timestamp_header="Event-Time"), today)
+
+    assert frame["order_id"].to_list() == [1, 2]
+    assert [reason.split(";")[0] for reason in frame["__parse_error"].to_list()] == [
+        "event time from header 'Event-Time': missing",
+        "event time from header 'Event-Time': Invalid isoformat string: 'yesterday'",
+    ]
 
 
 def test_bad_credentials_name_the_credential_fields(nats_jetstream, monkeypatch):
