@@ -296,3 +296,16 @@ def test_an_unreachable_server_fails_fast_naming_servers():
 def test_invalid_combinations_fail_when_the_definitions_load(fields, message):
     with pytest.raises(ValidationError, match=message):
         source(NatsServer(port=4222, monitor_port=0), "orders", **fields)
+
+
+def test_the_json_schema_accepts_one_server_url_or_a_list():
+    import jsonschema
+
+    from etl_resources.config.cli import json_schema
+
+    entry = {"name": "n", "kind": "nats", "stream": "ORDERS", "start_date": "2026-11-01", "target": {"table": "n"}}
+    validator = jsonschema.Draft202012Validator(json_schema())
+    for servers in ("nats://a:4222", ["nats://a:4222", "nats://b:4222"]):
+        assert list(validator.iter_errors({"sources": [entry | {"servers": servers}]})) == []
+        assert source(NatsServer(port=4222, monitor_port=0), "ORDERS", servers=servers).servers[0] == "nats://a:4222"
+    assert list(validator.iter_errors({"sources": [entry | {"servers": []}]})) != []

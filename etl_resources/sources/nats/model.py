@@ -1,16 +1,20 @@
 """The config of a `nats` source: a NATS JetStream stream, read by the time the server logged each message."""
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from etl_resources.sources.streams import StreamSource
 
 SCHEMES = ("nats", "tls", "ws", "wss")
 # JetStream refuses these in a stream's name: they are subject separators and wildcards.
 STREAM_NAME = re.compile(r"^[^\s.*>/\\]+$")
+# One URL or a list of them, as the sources file may say either; an editor should accept both.
+Servers = Annotated[
+    list[str], WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}], "title": "Servers"})
+]
 
 
 class NatsTls(BaseModel):
@@ -35,7 +39,7 @@ class NatsSource(StreamSource):
     """A JetStream stream, optionally one subject filter of it; a day is the messages from the day's start on."""
 
     kind: Literal["nats"]
-    servers: list[str] = Field(min_length=1)
+    servers: Servers = Field(min_length=1)
     stream: str
     subject: str | None = None
     # One way to sign in: a user and password, a token, or a NATS credentials file (.creds: a JWT and an NKey seed).
