@@ -223,3 +223,10 @@ def nats_jetstream() -> Iterator[NatsServer]:
     """nats-server with JetStream and user/password auth on 127.0.0.1, for the session."""
     with nats_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def nats_token_jetstream() -> Iterator[NatsServer]:
+    """nats-server with JetStream that takes a token (NATS_TOKEN) instead of a user and password."""
+    with nats_server(auth="token") as server:
+        yield server

@@ -26,7 +26,7 @@ from etl_resources.sources.base import ExtractRun
 from etl_resources.sources.nats import KIND
 from etl_resources.sources.nats.model import NatsSource
 from etl_resources.sources.streams import StreamError
-from etl_tests.support.nats_server import NATS_PASSWORD, NATS_USER, NatsServer
+from etl_tests.support.nats_server import NATS_PASSWORD, NATS_TOKEN, NATS_USER, NatsServer
 
 A_YEAR = 365 * 24 * 3600
 RAW = "raw/nats_orders"
@@ -34,16 +34,16 @@ HOSTILE = ["100% 'quoted' \"double\"", "back\\slash \\n not a newline", "ZoÃ« æ
 BIG = 2**53 + 1
 
 
-def publish(server: NatsServer, stream: str, messages: list[tuple[str, bytes, dict[str, str]]], subjects: str = "orders.>") -> None:
+def publish(server: NatsServer, stream: str, messages: list[tuple[str, bytes, dict[str, str]]], **sign_in: str) -> None:
     """Create the stream if it is new, then publish each (subject, body, headers) and wait for the server's ack."""
 
     async def run() -> None:
-        client = await nats.connect(server.url, user=NATS_USER, password=NATS_PASSWORD)
+        client = await nats.connect(server.url, **(sign_in or {"user": NATS_USER, "password": NATS_PASSWORD}))
         js = client.jetstream()
         try:
             await js.stream_info(stream)
         except nats.js.errors.NotFoundError:
-            await js.add_stream(name=stream, subjects=[subjects.replace("orders", stream)])
+            await js.add_stream(name=stream, subjects=[f"{stream}.>"])
         for subject, body, headers in messages:
             await js.publish(subject.replace("orders", stream), body, headers=headers or None)
         await client.close()
@@ -233,6 +233,38 @@ def test_an_empty_day_is_one_empty_frame_without_waiting(nats_jetstream):
     # Nothing was logged after the day's start, so the consumer has nothing pending and the read ends at once.
     assert [len(frame) for frame in frames] == [0] and time.monotonic() - started < 2
     assert len(extract(source(nats_jetstream, stream, timestamp_header="Event-Time"), "2026-11-21")) == 0
+
+
+def consumers(server: NatsServer, stream: str) -> int:
+    async def run() -> int:
+        client = await nats.connect(server.url, user=NATS_USER, password=NATS_PASSWORD)
+        try:
+            return (await client.jetstream().stream_info(stream)).state.consumer_count
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_the_read_stops_at_the_first_message_logged_past_the_day_and_releases_its_consumer(nats_jetstream):
+    stream = unique_stream()
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
+    publish(nats_jetstream, stream, [order(stream, yesterday, "12:00:00", {"order_id": i}) for i in range(3)])
+
+    # Logged today, after yesterday's end: with no lateness allowed, the first message ends the day, unread.
+    assert len(extract(source(nats_jetstream, stream, timestamp_header="Event-Time", late_seconds=0), yesterday)) == 0
+    assert extract(source(nats_jetstream, stream, timestamp_header="Event-Time"), yesterday)["order_id"].to_list() == [0, 1, 2]
+    assert consumers(nats_jetstream, stream) == 0
+
+
+def test_a_token_signs_in(nats_token_jetstream, monkeypatch):
+    monkeypatch.setenv("NATS_TEST_TOKEN", NATS_TOKEN)
+    stream = unique_stream()
+    publish(nats_token_jetstream, stream, [order(stream, "2026-11-20", "06:00:00", {"order_id": 1})], token=NATS_TOKEN)
+
+    token_source = source(nats_token_jetstream, stream, username=None, password=None, token="${NATS_TEST_TOKEN}", timestamp_header="Event-Time")
+
+    assert extract(token_source, "2026-11-20")["order_id"].to_list() == [1]
 
 
 def test_a_missing_stream_names_the_field_and_the_streams_there(nats_jetstream):

@@ -1,4 +1,4 @@
-"""A real NATS server with JetStream (Debian's `nats-server`) on 127.0.0.1 for the tests, with user/password auth."""
+"""A real NATS server with JetStream (Debian's `nats-server`) on 127.0.0.1 for the tests, with user/password or token auth."""
 
 import json
 import os
@@ -19,6 +19,7 @@ NATS_SERVER = Path("/usr/sbin/nats-server")
 NATS_USER = "etl"
 # Characters a config file or a URL would mangle if they were not passed through as they are.
 NATS_PASSWORD = "s3cret%'\"pw"
+NATS_TOKEN = "t0ken%'\"\\"
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,9 @@ def nats_binary() -> str:
     return found
 
 
-def _config(port: int, monitor_port: int, store: Path) -> str:
-    return (
-        f"listen: 127.0.0.1:{port}\n"
-        f"http: 127.0.0.1:{monitor_port}\n"
-        f"jetstream {{ store_dir: {json.dumps(str(store))} }}\n"
-        f"authorization {{ user: {json.dumps(NATS_USER)}, password: {json.dumps(NATS_PASSWORD)} }}\n"
-    )
+def _config(port: int, monitor_port: int, store: Path, auth: str) -> str:
+    sign_in = f"token: {json.dumps(NATS_TOKEN)}" if auth == "token" else f"user: {json.dumps(NATS_USER)}, password: {json.dumps(NATS_PASSWORD)}"
+    return f"listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor_port}\njetstream {{ store_dir: {json.dumps(str(store))} }}\nauthorization {{ {sign_in} }}\n"
 
 
 def _wait_jetstream(monitor_port: int, log: Path, seconds: float) -> None:
@@ -66,12 +63,13 @@ def _wait_jetstream(monitor_port: int, log: Path, seconds: float) -> None:
 
 
 @contextmanager
-def nats_server() -> Iterator[NatsServer]:
+def nats_server(auth: str = "password") -> Iterator[NatsServer]:
+    """A server whose clients sign in with NATS_USER/NATS_PASSWORD, or with `auth="token"` with NATS_TOKEN."""
     binary = nats_binary()
     base = Path(tempfile.mkdtemp(prefix="etl-nats-"))
     port, monitor_port = free_port(), free_port()
     config = base / "nats.conf"
-    config.write_text(_config(port, monitor_port, base / "store"))
+    config.write_text(_config(port, monitor_port, base / "store", auth))
     log = base / "nats.log"
     try:
         with listening([binary, "-c", str(config)], log, port, "nats-server", seconds=30):
