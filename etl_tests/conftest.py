@@ -19,6 +19,7 @@ from etl_resources.databases.engines import create_engine
 from etl_tests.support.api_server import ApiServer, ApiState
 from etl_tests.support.file_servers import FileServer, ftp_server, http_listing_server, sftp_server, webdav_server
 from etl_tests.support.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_schema, unique_schema
+from etl_tests.support.nats_server import NatsServer, nats_server
 from etl_tests.support.oracle_server import NO_ORACLE, ORACLE_URL_VARIABLE
 from etl_tests.support.platform import Platform
 from etl_tests.support.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
@@ -214,4 +215,18 @@ def webdav(drop_root: Path) -> Iterator[FileServer]:
 @pytest.fixture(scope="session")
 def http_listing(drop_root: Path) -> Iterator[FileServer]:
     with http_listing_server(drop_root) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nats_jetstream() -> Iterator[NatsServer]:
+    """nats-server with JetStream and user/password auth on 127.0.0.1, for the session."""
+    with nats_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nats_token_jetstream() -> Iterator[NatsServer]:
+    """nats-server with JetStream that takes a token (NATS_TOKEN) instead of a user and password."""
+    with nats_server(auth="token") as server:
         yield server
