@@ -21,6 +21,8 @@ from etl_tests.support.file_servers import FileServer, ftp_server, http_listing_
 from etl_tests.support.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_schema, unique_schema
 from etl_tests.support.oracle_server import NO_ORACLE, ORACLE_URL_VARIABLE
 from etl_tests.support.platform import Platform
+from etl_tests.support.rabbitmq_server import RabbitMQ, rabbitmq_server
+from etl_tests.support.rabbitmq_server import available as rabbitmq_available
 from etl_tests.support.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
 
 
@@ -214,4 +216,13 @@ def webdav(drop_root: Path) -> Iterator[FileServer]:
 @pytest.fixture(scope="session")
 def http_listing(drop_root: Path) -> Iterator[FileServer]:
     with http_listing_server(drop_root) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQ]:
+    """A private RabbitMQ broker with the stream plugin; skipped without Debian's rabbitmq-server, except under CI."""
+    if not rabbitmq_available() and os.environ.get("CI") != "true":
+        pytest.skip("RabbitMQ is not installed (Debian's rabbitmq-server); run `bash scripts/setup.sh --test-servers`")
+    with rabbitmq_server() as server:
         yield server
