@@ -22,6 +22,8 @@ from etl_tests.support.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_sc
 from etl_tests.support.nats_server import NatsServer, nats_server
 from etl_tests.support.oracle_server import NO_ORACLE, ORACLE_URL_VARIABLE
 from etl_tests.support.platform import Platform
+from etl_tests.support.rabbitmq_server import RabbitMQ, rabbitmq_server
+from etl_tests.support.rabbitmq_server import available as rabbitmq_available
 from etl_tests.support.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
 
 
@@ -229,4 +231,13 @@ def nats_jetstream() -> Iterator[NatsServer]:
 def nats_token_jetstream() -> Iterator[NatsServer]:
     """nats-server with JetStream that takes a token (NATS_TOKEN) instead of a user and password."""
     with nats_server(auth="token") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQ]:
+    """A private RabbitMQ broker with the stream plugin; skipped without Debian's rabbitmq-server, except under CI."""
+    if not rabbitmq_available() and os.environ.get("CI") != "true":
+        pytest.skip("RabbitMQ is not installed (Debian's rabbitmq-server); run `bash scripts/setup.sh --test-servers`")
+    with rabbitmq_server() as server:
         yield server
