@@ -28,7 +28,7 @@ from etl_resources.sources.records import RECORD_COLUMN, Nested, as_json, json_p
 
 STREAM_COLUMNS = {
     "_stream": pl.String,
-    "_partition": pl.Int64,
+    "_stream_partition": pl.Int64,
     "_offset": pl.Int64,
     "_timestamp": pl.Datetime("us", "UTC"),
     "_key": pl.String,
@@ -124,7 +124,7 @@ def _row(source: StreamSource, message: Message) -> tuple[dict[str, Any], dt.dat
     """The message as a row (metadata, then body) and its event time.
 
     A message that cannot be read is a parse error; one without a readable event time is placed by the broker's."""
-    meta: dict[str, Any] = {"_stream": message.stream, "_partition": message.partition, "_offset": message.offset, "_timestamp": message.timestamp}
+    meta: dict[str, Any] = {"_stream": message.stream, "_stream_partition": message.partition, "_offset": message.offset, "_timestamp": message.timestamp}
     errors: list[str] = []
     try:
         meta["_key"] = None if message.key is None else _text(message.key, "the key")

@@ -205,7 +205,7 @@ def test_event_time_from_a_body_field_and_a_subject_filter(nats_jetstream):
     assert frame["_timestamp"].to_list() == [dt.datetime(2026, 11, 20, 8, tzinfo=dt.UTC), dt.datetime(2026, 11, 20, 23, 59, 59, 999999, tzinfo=dt.UTC)]
     assert frame["nested_x"].to_list() == [None, "[1, null]"]
     assert frame["_key"].to_list() == [f"{stream}.eu"] * 2
-    assert frame["_partition"].to_list() == [None, None]
+    assert frame["_stream_partition"].to_list() == [None, None]
 
 
 def test_text_and_bytes_bodies_with_headers_as_columns(nats_jetstream):

@@ -216,7 +216,7 @@ def test_amqp_1_0_properties_give_the_key_and_the_default_timestamp(rabbitmq):
     frame = read_day(source(rabbitmq, stream, timestamp_header=None), DAYS[1])
 
     assert frame.select("_key", "_timestamp", "_offset", "id").rows() == [("order-7", created, 0, 7), (None, created, 1, None)]
-    assert "_partition" not in frame.columns  # a stream has no partitions; the warehouse's _partition is the day
+    assert frame["_stream_partition"].is_null().all()  # a RabbitMQ stream has no partitions
     assert json.loads(frame["_headers"][0]) == {"n": "5", "b": "x"}
     assert frame["__parse_error"][0] is None and "the body is not JSON" in frame["__parse_error"][1]
 

@@ -55,7 +55,7 @@ def test_a_day_is_the_messages_of_its_event_time_in_log_order_across_partitions(
     p1 = [message(7, 5, {"id": 7}, partition=1), message(8, -0.5, {"id": 8}, partition=1)]
     frame = read(source(), p0, p1)
     assert frame["id"].to_list() == [1, 2, 7]
-    assert frame["_partition"].to_list() == [0, 0, 1]
+    assert frame["_stream_partition"].to_list() == [0, 0, 1]
     assert frame["_offset"].to_list() == [1, 2, 7]
     assert frame["_timestamp"].to_list() == [at(1), at(23.99), at(5)]
     assert frame[PARSE_ERROR].null_count() == 3

@@ -23,10 +23,6 @@ from etl_resources.secrets import SecretStore, redact
 from etl_resources.sources.rabbitmq.model import RabbitMQSource
 from etl_resources.sources.streams import Message, StreamError, day_frames
 
-# A RabbitMQ stream has no partitions, so the shared `_partition` column would always be null, and the warehouse
-# load writes a `_partition` (the day) of its own, which refuses a source column of that name.
-NO_PARTITION = "_partition"
-
 # Messages received but not yet read; the broker's deliveries wait while it is full.
 INBOX_SIZE = 10_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -34,8 +30,7 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def extract_rabbitmq(source: RabbitMQSource, secrets: SecretStore, window: tuple[dt.datetime, dt.datetime], log: Any) -> Iterator[pl.DataFrame]:
     password = secrets.substitute(source.password)
-    for frame in day_frames(source, [stream_messages(source, password, window[0])], window, log):
-        yield frame.drop(NO_PARTITION)
+    yield from day_frames(source, [stream_messages(source, password, window[0])], window, log)
 
 
 def stream_messages(source: RabbitMQSource, password: str, start: dt.datetime) -> Iterator[Message]:
