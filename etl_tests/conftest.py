@@ -215,3 +215,13 @@ def webdav(drop_root: Path) -> Iterator[FileServer]:
 def http_listing(drop_root: Path) -> Iterator[FileServer]:
     with http_listing_server(drop_root) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def sheets_server():
+    """A local server that answers like Google's token endpoint and the Sheets API v4, with a service account key for it."""
+    from etl_tests.support.sheets_server import SheetsServer
+
+    server = SheetsServer()
+    yield server
+    server.close()
