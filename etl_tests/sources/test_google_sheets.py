@@ -14,6 +14,8 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from etl_resources.config.excel import row_of, write_workbook
+from etl_resources.config.sources_file import load_sources
 from etl_resources.lake.store import scan_partition
 from etl_resources.secrets import SecretResolver
 from etl_resources.sources.base import ExtractRun
@@ -261,6 +263,27 @@ def test_config_errors_fail_at_validation(sheets, fields, problem):
     with pytest.raises(ValidationError) as raised:
         source(sheets, **fields)
     assert problem in str(raised.value)
+
+
+def test_a_sheets_source_is_a_row_of_the_excel_job_list_and_back(tmp_path):
+    (tmp_path / "sources.yaml").write_text(
+        """
+sources:
+  - name: targets_orders
+    kind: google_sheets
+    spreadsheet_id: 1AbC-d_9
+    range: "'Bob''s orders'!A1:Z"
+    service_account: ${targets-service-account}
+    start_date: 2026-11-01
+    target: {schema: sales, table: orders}
+"""
+    )
+    original = load_sources(tmp_path / "sources.yaml", None)
+
+    write_workbook(tmp_path / "jobs.xlsx", [row_of(source) for source in original.sources])
+
+    assert load_sources(tmp_path / "jobs.xlsx", None) == original
+    assert original.sources[0].range == "'Bob''s orders'!A1:Z"
 
 
 def sheets_yaml(sheets: SheetsServer, contract: str, checks: str = "") -> str:
