@@ -147,6 +147,13 @@ def test_a_sheet_with_only_its_header_is_an_empty_frame_with_its_columns(sheets,
     assert frame.height == 0 and frame.columns == ["id", "name", "_record"]
 
 
+def test_a_range_without_its_header_row_fails_naming_header_row(sheets, workdir):
+    sheets.add("sheet-1", {"Orders 2026": [[None]]})
+
+    with pytest.raises(GoogleSheetsError, match=r"field 'header_row': the range holds 0 row\(s\), so header_row 1 \('Orders 2026'!A1\) is empty"):
+        extract(source(sheets), workdir)
+
+
 def test_a_key_file_path_in_the_secret_works(sheets, workdir, monkeypatch):
     sheets.add("sheet-1", {"Orders 2026": [["id"], [1]]})
     (workdir / "key.json").write_text(json.dumps(sheets.key))

@@ -99,9 +99,12 @@ class SheetsClient:
         source = self.source
         params = {"majorDimension": "ROWS", "valueRenderOption": source.value_render, "dateTimeRenderOption": source.date_time_render}
         response = self.get(f"/values/{urllib.parse.quote(source.range, safe='')}", params)
-        if response.status_code == 200:
+        if response.status_code != 200:
+            raise self.refusal(response)
+        try:
             return response.json()
-        raise self.refusal(response)
+        except ValueError:
+            raise self.fail("api_url", f"{response.url.copy_with(query=None)} answered 200 with a body that is not JSON: {response.text[:200]!r}") from None
 
     def titles(self) -> list[str]:
         response = self.get("", {"fields": "sheets.properties.title"})
