@@ -241,3 +241,13 @@ def rabbitmq() -> Iterator[RabbitMQ]:
         pytest.skip("RabbitMQ is not installed (Debian's rabbitmq-server); run `bash scripts/setup.sh --test-servers`")
     with rabbitmq_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def sheets_server():
+    """A local server that answers like Google's token endpoint and the Sheets API v4, with a service account key for it."""
+    from etl_tests.support.sheets_server import SheetsServer
+
+    server = SheetsServer()
+    yield server
+    server.close()
