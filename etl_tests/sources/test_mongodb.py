@@ -22,8 +22,10 @@ from bson.code import Code
 from bson.max_key import MaxKey
 from bson.min_key import MinKey
 from bson.timestamp import Timestamp
+from dagster._core.events import DagsterEventType
 
 from etl_resources.config.sources_file import SourcesConfigError, load_sources
+from etl_resources.lake.store import scan_partition
 from etl_resources.secrets import SecretStore
 from etl_resources.sources.mongodb.bson_values import exact_rows, plain
 from etl_resources.sources.mongodb.extract import MongoSourceError, extract_mongodb
@@ -257,3 +259,119 @@ def test_config_mistakes_fail_when_the_file_loads(tmp_path, fields, expected):
     with pytest.raises(SourcesConfigError) as caught:
         load_sources(tmp_path / "sources.yaml", None)
     assert expected in str(caught.value)
+
+
+RAW = "raw/orders"
+DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
+
+
+def orders_yaml(mode: str = "incremental", nested: str = "json", contract: bool = True) -> str:
+    day = "timestamp_field: at\n    " if mode == "incremental" else ""
+    checks = (
+        """
+    contract:
+      extra_columns: keep
+      columns:
+        sku: {type: string, required: true, pattern: "^[A-Z]{3}-\\\\d+$"}
+    checks: {reject_rate_max: 0.2}"""
+        if contract
+        else ""
+    )
+    return f"""
+sources:
+  - name: orders
+    kind: mongodb
+    url: mongodb://etl:${{MONGO_PASSWORD}}@db.example.net:27017/?authSource=admin
+    database: shop
+    collection: orders
+    filter: {{status: {{$ne: deleted}}}}
+    mode: {mode}
+    {day}nested: {nested}
+    batch_size: 2
+    start_date: 2026-11-01
+    target: {{table: orders}}{checks}
+"""
+
+
+def verdicts(platform, run_id: str, check: str) -> dict[str | None, bool]:
+    records = platform.instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+    found = [record.event_log_entry.dagster_event.asset_check_evaluation_data for record in records]
+    return {e.partition: e.passed for e in found if e.check_name == check}
+
+
+def lake_rows(platform, defs, dataset: str, day: str) -> list[dict]:
+    return scan_partition(platform.lake(defs), dataset, day).collect().rows(named=True)
+
+
+def in_sqlite(value):
+    """A lake cell as the SQLite warehouse holds it: timestamps and wide decimals as text, booleans as 0/1."""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, Decimal):
+        return str(value)
+    return int(value) if isinstance(value, bool) else value
+
+
+def day_one(nested: str) -> list[dict]:
+    """2026-11-01 as the lake must hold it: ordered by (at, _id), the deleted document filtered out."""
+    sparse = dict.fromkeys(FULL_CELLS | NESTED_CELLS[nested])
+    return [
+        sparse | {"_id": str(oid(1)), "at": at(1), "sku": "ABC-0", "status": "paid"},
+        FULL_CELLS | NESTED_CELLS[nested],
+        sparse
+        | {"_id": str(oid(3)), "at": dt.datetime(2026, 11, 1, 23, 59, 59, 999000, tzinfo=UTC), "sku": "ABC-2", "status": "paid"}
+        | ({"customer": '{"Name": null}'} if nested == "json" else {}),
+    ]
+
+
+def test_three_days_to_the_lake_and_the_warehouse_with_the_gate_failing_only_the_bad_day(platform, shop):
+    defs = platform.configure(orders_yaml())
+
+    result = platform.materialize(defs, DAYS[0], DAYS[-1], raise_on_error=False)
+
+    assert not result.success  # the bad day fails the load step, so the run is red
+    assert verdicts(platform, result.run_id, "reject_rate") == {"2026-11-01": True, "2026-11-02": True, "2026-11-03": False}
+    assert platform.materialized_partitions(["warehouse", "orders"]) == {"2026-11-01", "2026-11-02"}
+    assert lake_rows(platform, defs, RAW, "2026-11-01") == day_one("json")  # cell by cell, every BSON type
+    assert lake_rows(platform, defs, RAW, "2026-11-02") == []
+    assert [row["sku"] for row in lake_rows(platform, defs, RAW, "2026-11-03")] == ["ABC-5"]  # midnight in, the next midnight out
+    [reject] = lake_rows(platform, defs, "rejects/orders", "2026-11-03")
+    assert reject["errors"][0]["field"] == "sku" and "pattern" in reject["errors"][0]["reason"]
+    assert json.loads(reject["record"])["_id"] == str(oid(7))
+
+    expected = day_one("json")
+    columns = list(expected[0])
+    quoted = ", ".join(f'"{name}"' for name in columns)
+    warehouse = platform.query(defs, f"SELECT {quoted} FROM orders ORDER BY at, _id")
+    assert warehouse == [tuple(in_sqlite(row[name]) for name in columns) for row in expected]
+    assert platform.query(defs, "SELECT DISTINCT _partition FROM orders") == [("2026-11-01",)]
+
+
+def test_a_rerun_of_a_day_writes_the_same_partition(platform, shop):
+    defs = platform.configure(orders_yaml(contract=False))
+    assert platform.materialize(defs, "2026-11-01").success
+    first = scan_partition(platform.lake(defs), RAW, "2026-11-01").collect()
+
+    shop.insert("shop", "orders", [{"_id": oid(11), "at": at(2, 1), "sku": "ABC-9", "status": "paid"}])  # another day's arrival
+    assert platform.materialize(defs, "2026-11-01").success
+
+    again = scan_partition(platform.lake(defs), RAW, "2026-11-01").collect()
+    assert again.equals(first) and again["_id"].to_list() == [str(oid(1)), str(oid(2)), str(oid(3))]
+    assert platform.query(defs, "SELECT COUNT(*) FROM orders") == [(3,)]
+
+
+def test_a_snapshot_with_flattened_documents_reads_the_whole_collection_every_day(platform, shop):
+    defs = platform.configure(orders_yaml(mode="snapshot", nested="flatten", contract=False))
+
+    assert platform.materialize(defs, "2026-11-01", "2026-11-02").success
+
+    undeleted = sorted(str(doc["_id"]) for doc in DOCUMENTS if doc["status"] != "deleted")
+    for day in ("2026-11-01", "2026-11-02"):
+        rows = lake_rows(platform, defs, RAW, day)
+        assert [row["_id"] for row in rows] == undeleted
+        full = next(row for row in rows if row["_id"] == str(oid(2)))
+        assert {name: full[name] for name in FULL_CELLS | NESTED_CELLS["flatten"]} == FULL_CELLS | NESTED_CELLS["flatten"]
+    assert platform.query(defs, "SELECT _partition, COUNT(*) FROM orders GROUP BY _partition") == [("2026-11-01", 7), ("2026-11-02", 7)]
+    assert platform.query(defs, "SELECT customer_address_city, qty FROM orders WHERE _id = :id AND _partition = '2026-11-02'", id=str(oid(2))) == [
+        ("東京", BIG)
+    ]
