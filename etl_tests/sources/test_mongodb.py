@@ -11,11 +11,13 @@ import datetime as dt
 import json
 import logging
 import socket
+import urllib.parse
 import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
+import pymongo
 import pytest
 from bson import Binary, Decimal128, Int64, ObjectId, Regex
 from bson.code import Code
@@ -29,7 +31,7 @@ from etl_resources.lake.store import scan_partition
 from etl_resources.secrets import SecretStore
 from etl_resources.sources.mongodb.bson_values import exact_rows, plain
 from etl_resources.sources.mongodb.extract import MongoSourceError, extract_mongodb
-from etl_resources.sources.mongodb.model import MongoSource
+from etl_resources.sources.mongodb.model import MongoSource, split_url
 from etl_tests.support.mongodb_server import FakeMongo
 
 UTC = dt.UTC
@@ -375,3 +377,24 @@ def test_a_snapshot_with_flattened_documents_reads_the_whole_collection_every_da
     assert platform.query(defs, "SELECT customer_address_city, qty FROM orders WHERE _id = :id AND _partition = '2026-11-02'", id=str(oid(2))) == [
         ("東京", BIG)
     ]
+
+
+def test_a_live_mongodb_day(mongodb_live_url, monkeypatch, workdir):
+    """The real pymongo client against ETL_TEST_MONGODB_URL: a collection of its own, a day's documents and their
+    neighbours written, the day extracted with the password as a secret, compared cell by cell, the collection dropped."""
+    url, user, password = split_url(mongodb_live_url)
+    scheme, _, hosts = url.partition("://")
+    if password is not None:
+        monkeypatch.setenv("ETL_LIVE_MONGO_PASSWORD", urllib.parse.unquote(password))
+    template = f"{scheme}://{user}:${{ETL_LIVE_MONGO_PASSWORD}}@{hosts}" if password is not None else mongodb_live_url
+    database = pymongo.uri_parser.parse_uri(mongodb_live_url)["database"] or "etl_test"
+    name = f"etl_test_{uuid.uuid4().hex[:12]}"
+    with pymongo.MongoClient(mongodb_live_url, serverSelectionTimeoutMS=10_000) as client:
+        collection = client[database][name]
+        try:
+            collection.insert_many([dict(document) for document in DOCUMENTS])
+            [frame] = extract(source(url=template, database=database, collection=name))
+        finally:
+            collection.drop()
+        assert name not in client[database].list_collection_names()
+    assert [{column: row[column] for column in expected} for row, expected in zip(frame.rows(named=True), day_one("json"), strict=True)] == day_one("json")

@@ -40,6 +40,8 @@ def connection(source: MongoSource, secrets: SecretStore) -> tuple[str, dict[str
         user, password = (urllib.parse.unquote(part) if part is not None else None for part in (user, password))
     else:
         url, user, password = split_url(template)
+        # The user is written URL-encoded; the password is a secret, filled in as it is, so it needs no escaping.
+        user = urllib.parse.unquote(user) if user is not None else None
         url, user, password = (secrets.substitute(part) if part is not None else None for part in (url, user, password))
     timeout_ms = int(source.timeout_seconds * 1000)
     options: dict[str, Any] = {"tz_aware": True, "serverSelectionTimeoutMS": timeout_ms, "connectTimeoutMS": timeout_ms, "appname": "etl-platform"}
