@@ -189,6 +189,15 @@ def test_the_client_gets_the_password_from_the_secret_and_bounded_timeouts(shop)
     }
 
 
+def test_the_whole_url_may_be_one_secret_with_its_password_url_encoded(shop, monkeypatch):
+    monkeypatch.setenv("MONGO_URL", f"mongodb://etl:{urllib.parse.quote(shop.password, safe='')}@db.example.net/")
+
+    [frame] = extract(source(url="${MONGO_URL}"))
+
+    assert frame.height == 3
+    assert shop.clients[0][0] == "mongodb://db.example.net/" and shop.clients[0][1]["password"] == shop.password
+
+
 def test_an_empty_day_is_one_empty_frame(shop):
     [frame] = extract(source(), window=(at(2), at(3)))
     assert frame.height == 0
