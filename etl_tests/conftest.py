@@ -18,6 +18,7 @@ from etl_assets.demo.shop import DEMO_SOURCES_FILE, ensure_demo_database
 from etl_resources.databases.engines import create_engine
 from etl_tests.support.api_server import ApiServer, ApiState
 from etl_tests.support.file_servers import FileServer, ftp_server, http_listing_server, sftp_server, webdav_server
+from etl_tests.support.mongodb_server import NO_MONGODB, FakeMongo, mongodb_url
 from etl_tests.support.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_schema, unique_schema
 from etl_tests.support.nats_server import NatsServer, nats_server
 from etl_tests.support.oracle_server import NO_ORACLE, ORACLE_URL_VARIABLE
@@ -251,3 +252,23 @@ def sheets_server():
     server = SheetsServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def mongo(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> FakeMongo:
+    """The in-memory MongoDB every mongodb source of the test reaches; its user's password is the secret MONGO_PASSWORD."""
+    from etl_resources.sources.mongodb import extract as mongodb_extract
+
+    fake = FakeMongo()
+    monkeypatch.setattr(mongodb_extract, "_client", fake.client)
+    monkeypatch.setenv("MONGO_PASSWORD", fake.password)
+    return fake
+
+
+@pytest.fixture(scope="session")
+def mongodb_live_url() -> str:
+    """The real MongoDB of ETL_TEST_MONGODB_URL; without one the live test shows as skipped with the reason."""
+    url = mongodb_url()
+    if not url:
+        pytest.skip(NO_MONGODB)
+    return url
