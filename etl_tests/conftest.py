@@ -22,6 +22,7 @@ from etl_tests.support.mssql_server import MSSQL_URL_VARIABLE, NO_MSSQL, drop_sc
 from etl_tests.support.oracle_server import NO_ORACLE, ORACLE_URL_VARIABLE
 from etl_tests.support.platform import Platform
 from etl_tests.support.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
+from etl_tests.support.soap_server import SoapServer, soap_server
 
 
 @pytest.fixture(scope="session")
@@ -214,4 +215,11 @@ def webdav(drop_root: Path) -> Iterator[FileServer]:
 @pytest.fixture(scope="session")
 def http_listing(drop_root: Path) -> Iterator[FileServer]:
     with http_listing_server(drop_root) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def soap_service() -> Iterator[SoapServer]:
+    """The spyne SOAP service on 127.0.0.1, started and stopped with the session; tests set and reset its auth."""
+    with soap_server() as server:
         yield server

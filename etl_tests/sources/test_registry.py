@@ -67,7 +67,7 @@ def test_the_json_schema_lists_a_registered_kind(counter_kind):
     schema = json_schema()
 
     sources = schema["properties"]["sources"]["items"]
-    assert set(sources["properties"]["kind"]["enum"]) == {"sql", "rest", "files", "counter"}
+    assert set(sources["properties"]["kind"]["enum"]) == {"sql", "rest", "files", "soap", "counter"}
     assert {"if": {"properties": {"kind": {"const": "counter"}}}, "then": {"$ref": "#/$defs/CounterSource"}} in sources["allOf"]
     assert schema["$defs"]["CounterSource"]["properties"]["rows"] == {"default": 3, "title": "Rows", "type": "integer"}
 
@@ -78,7 +78,7 @@ def test_an_unknown_kind_is_refused_naming_every_registered_one(counter_kind, tm
     with pytest.raises(SourcesConfigError) as caught:
         load_sources(tmp_path / "sources.yaml", None)
 
-    assert "line 4: source 'counted' (sources[0]), field 'kind': unknown kind 'countr'; supported: 'sql', 'rest', 'files', 'counter'" in str(caught.value)
+    assert "line 4: source 'counted' (sources[0]), field 'kind': unknown kind 'countr'; supported: 'sql', 'rest', 'files', 'soap', 'counter'" in str(caught.value)
 
 
 def test_a_registered_kind_is_materialized_into_the_lake_and_the_warehouse(counter_kind, platform):
@@ -96,7 +96,7 @@ def test_a_registered_kind_is_materialized_into_the_lake_and_the_warehouse(count
 def test_without_the_registration_the_kind_is_unknown(tmp_path):
     (tmp_path / "sources.yaml").write_text(SOURCES)
 
-    with pytest.raises(SourcesConfigError, match="unknown kind 'counter'; supported: 'sql', 'rest', 'files'$"):
+    with pytest.raises(SourcesConfigError, match="unknown kind 'counter'; supported: 'sql', 'rest', 'files', 'soap'$"):
         load_sources(tmp_path / "sources.yaml", None)
 
 
@@ -110,7 +110,7 @@ def test_a_kind_whose_model_does_not_carry_its_tag_is_refused(counter_kind):
 def test_error_locations_leave_out_every_tag_of_the_nested_unions():
     """pydantic puts the chosen tag into an error's location (`sources.0.rest.auth.api_key.value`); the derived
     tags must hold the kinds and the rest auth types, so the message says `auth.value`."""
-    assert {"sql", "rest", "files", "api_key", "bearer", "basic", "oauth2_client_credentials"} <= registry.discriminator_tags()
+    assert {"sql", "rest", "files", "api_key", "bearer", "basic", "oauth2_client_credentials", "soap", "ws_security"} <= registry.discriminator_tags()
 
 
 def test_a_rest_auth_error_names_the_field_without_its_tag(tmp_path):

@@ -14,10 +14,11 @@ from zeep.proxy import ServiceProxy
 from zeep.wsse.username import UsernameToken
 
 from etl_resources.secrets import SecretStore, redact
-from etl_resources.sources.records import records_frame
+from etl_resources.sources.records import record_row
 from etl_resources.sources.rest.extract import window_values
 from etl_resources.sources.rest.model import BasicAuth
 from etl_resources.sources.soap.model import SoapSource, WsSecurityAuth
+from etl_resources.sources.soap.schema import columns, record_type, typed_frame
 
 AUTH_FIX = "check `auth.username` and `auth.password` and the secrets they name"
 NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout)
@@ -59,8 +60,8 @@ def load_client(source: SoapSource, secrets: SecretStore) -> zeep.Client:
         raise SoapSourceError(f"{where}: {_problem(err)} (fix: point `wsdl` at the service's WSDL, a URL or a file)") from None
 
 
-def bind(client: zeep.Client, source: SoapSource) -> tuple[ServiceProxy, list[str]]:
-    """The named (or the first) service and port, at `address` when it is set, and the names of its operations."""
+def bind(client: zeep.Client, source: SoapSource) -> tuple[ServiceProxy, Any]:
+    """The named (or the first) service and port, at `address` when it is set, and the port's binding."""
     services = client.wsdl.services
     name = source.service or next(iter(services), None)
     if name not in services:
@@ -71,7 +72,7 @@ def bind(client: zeep.Client, source: SoapSource) -> tuple[ServiceProxy, list[st
         raise SoapSourceError(f"source '{source.name}', field 'port': no port {port_name!r} in service {name!r} (fix: use one of {sorted(ports)})")
     port = ports[port_name]
     address = source.address or port.binding_options.get("address")
-    return client.create_service(str(port.binding.name), address), sorted(port.binding.all())
+    return client.create_service(str(port.binding.name), address), port.binding
 
 
 def fill(value: Any, values: dict[str, str], secrets: SecretStore) -> Any:
@@ -86,6 +87,7 @@ def fill(value: Any, values: dict[str, str], secrets: SecretStore) -> Any:
 
 
 def call(service: ServiceProxy, operations: list[str], source: SoapSource, arguments: dict[str, Any]) -> Any:
+    """The operation's response, or an error naming the operation, the fault, the field to fix."""
     where = f"source '{source.name}', operation {source.operation!r}"
     if source.operation not in operations:
         raise SoapSourceError(f"source '{source.name}', field 'operation': no operation {source.operation!r} in the service (fix: use one of {operations})")
@@ -131,13 +133,24 @@ def select_records(source: SoapSource, body: Any) -> list[Any]:
     return body
 
 
+def records_frame_of(source: SoapSource, records: list[Any], operation: Any) -> pl.DataFrame:
+    """The records typed as the WSDL declares them, or by their values where it does not declare a list of records."""
+    xsd_type = record_type(operation, source.records)
+    declared = columns(xsd_type, source.nested) if xsd_type is not None else {}
+    try:
+        return typed_frame([record_row(record, source.nested) for record in records], declared)
+    except pl.exceptions.PolarsError as err:
+        where = f"source '{source.name}', operation {source.operation!r}"
+        raise SoapSourceError(f"{where}: a value does not fit the type the WSDL declares: {_problem(err)}") from None
+
+
 def extract_soap(source: SoapSource, secrets: SecretStore, window: tuple[dt.datetime, dt.datetime], log: logging.Logger) -> Iterator[pl.DataFrame]:
     """The day's records in frames of `batch_size` rows, cut from one frame so every batch has the day's one schema."""
-    service, operations = bind(load_client(source, secrets), source)
+    service, binding = bind(load_client(source, secrets), source)
     arguments = fill(source.arguments, window_values(window), secrets)
-    response = call(service, operations, source, arguments)
+    response = call(service, sorted(binding.all()), source, arguments)
     records = select_records(source, zeep.helpers.serialize_object(response, target_cls=dict))
     log.debug(f"source '{source.name}' {window[0].date()}: {source.operation} returned {len(records)} records")
-    frame = records_frame(records, source.nested)
+    frame = records_frame_of(source, records, binding.get(source.operation))
     for offset in range(0, max(frame.height, 1), source.batch_size):
         yield frame.slice(offset, source.batch_size)
