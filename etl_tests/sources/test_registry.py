@@ -78,7 +78,8 @@ def test_an_unknown_kind_is_refused_naming_every_registered_one(counter_kind, tm
     with pytest.raises(SourcesConfigError) as caught:
         load_sources(tmp_path / "sources.yaml", None)
 
-    assert "line 4: source 'counted' (sources[0]), field 'kind': unknown kind 'countr'; supported: 'sql', 'rest', 'files', 'soap', 'counter'" in str(caught.value)
+    supported = "'sql', 'rest', 'files', 'soap', 'counter'"
+    assert f"line 4: source 'counted' (sources[0]), field 'kind': unknown kind 'countr'; supported: {supported}" in str(caught.value)
 
 
 def test_a_registered_kind_is_materialized_into_the_lake_and_the_warehouse(counter_kind, platform):

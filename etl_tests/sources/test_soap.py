@@ -189,6 +189,18 @@ def test_a_missing_records_path_shows_the_keys_there(soap, workdir):
     assert "field 'records': the response is not a list of records but ['Orders', 'day_count']" in message
 
 
+def test_an_unknown_service_or_port_lists_those_there_are(soap, workdir):
+    assert "field 'service': no service 'Orders' in the WSDL (fix: use one of ['OrderService'])" in failure(source(soap, service="Orders"), workdir)
+    assert "field 'port': no port 'Soap12' in service 'OrderService' (fix: use one of ['Application'])" in failure(source(soap, port="Soap12"), workdir)
+
+
+def test_a_file_that_is_not_a_wsdl_names_the_field(workdir):
+    (workdir / "orders.wsdl").write_text("not xml at all: 100% 'x'")
+    message = failure(SoapSource.model_validate(source_config(str(workdir / "orders.wsdl"))), workdir)
+    assert message.startswith(f"source 'orders', field 'wsdl': cannot load the WSDL {workdir / 'orders.wsdl'}: XMLSyntaxError")
+    assert "(fix: point `wsdl` at the service's WSDL, a URL or a file)" in message
+
+
 def test_wrong_arguments_name_the_field(soap, workdir):
     assert "field 'arguments'" in failure(source(soap, arguments={"from": "{start}"}), workdir)
 
