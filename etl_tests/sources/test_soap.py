@@ -20,6 +20,7 @@ from etl_tests.support.soap_server import HOSTILE, ORDERS, SoapServer, orders_be
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]  # three orders, two (one a refund), none
 LOG = logging.getLogger("test")
+FAULT = f"the service answered with a fault, code 'soap11env:Server.InventoryOffline': inventory is offline: {HOSTILE}"
 TABLE = 'SELECT order_id, big_id, amount, placed_at, "CustomerName", coupon, items, _partition FROM orders ORDER BY order_id'
 
 
@@ -173,8 +174,7 @@ def test_flatten_names_nested_fields_parent_child(soap, workdir):
 def test_a_fault_names_the_source_the_operation_its_code_and_message(soap, workdir):
     message = failure(source(soap, operation="Broken", arguments={}), workdir)
 
-    fault = f"code 'soap11env:Server.InventoryOffline': inventory is offline: {HOSTILE}"
-    assert message == f"source 'orders', operation 'Broken': the service answered with a fault, {fault}"
+    assert message == f"source 'orders', operation 'Broken': {FAULT}"
 
 
 def test_an_unknown_operation_lists_the_service_operations(soap, workdir):
@@ -223,8 +223,33 @@ def test_each_auth_style_passes_with_the_secret_and_fails_naming_auth_without_it
     monkeypatch.setenv("SOAP_PASSWORD", "wrong-pw")
     message = failure(source(soap, auth=auth), workdir)
 
-    assert message.startswith("source 'orders'") and ("field 'auth'" in message or "FailedAuthentication" in message)
-    assert "check `auth.username` and `auth.password`" in message and "wrong-pw" not in message
+    assert message.startswith("source 'orders'") and "field 'auth'" in message and "wrong-pw" not in message
+    assert message.endswith("(fix: check `auth.username` and `auth.password` and the secrets they name)")
+    if style == "ws_security":
+        assert "code 'wsse:FailedAuthentication'" in message
+
+
+def test_a_call_refused_with_401_names_the_auth_fields(soap, workdir):
+    """A service whose WSDL is open and whose endpoint asks for basic auth."""
+    soap.auth, soap.open_wsdl = "basic", True
+
+    message = failure(source(soap), workdir)
+
+    assert message.startswith("source 'orders', operation 'GetOrders', field 'auth': the service answered 401")
+
+
+def test_a_failed_day_shows_the_fault_in_the_run_and_the_audit_log(platform, soap):
+    call = 'operation: GetOrders\n    arguments: {from_time: "{start}", to_time: "{end}"}'
+    assert call in orders_yaml(soap)
+    defs = platform.configure(orders_yaml(soap, "    step_retries: {max_retries: 0}\n").replace(call, "operation: Broken"))
+
+    result = platform.materialize(defs, DAYS[0], raise_on_error=False)
+
+    assert not result.success
+    expected = f"source 'orders', operation 'Broken': {FAULT}"
+    audit = platform.query(defs, "SELECT step, status, error_message FROM etl_audit_log")
+    assert [(step, status) for step, status, _ in audit] == [("extract", "failure")] and expected in audit[0][2]
+    assert platform.manifest(defs, "raw/orders", DAYS[0]) is None
 
 
 def test_an_unreachable_host_fails_fast_naming_the_wsdl(workdir):

@@ -5,8 +5,8 @@ Operations (namespace `urn:etl:orders`, WSDL at `/?wsdl`):
     Broken()                       always a fault, code `Server.InventoryOffline`, with hostile text in its message
 
 `ORDERS` is what the service holds. `auth` (None, "basic" or "ws_security") makes every request prove
-`username`/`password`: HTTP basic auth on every request, the WSDL included, or a WS-Security UsernameToken
-(plain or digest) in the envelope of every call; the token types seen are kept in `token_types`.
+`username`/`password`: HTTP basic auth on every request (the WSDL too, unless `open_wsdl`), or a WS-Security
+UsernameToken (plain or digest) in the envelope of every call; the token types seen are kept in `token_types`.
 """
 
 import base64
@@ -109,6 +109,7 @@ def fault_envelope(code: str, message: str) -> bytes:
 class SoapServer:
     url: str
     auth: str | None = None
+    open_wsdl: bool = False
     username: str = "etl"
     password: str = "s3cr%t'pw"
     token_types: list[str] = field(default_factory=list)
@@ -118,7 +119,7 @@ class SoapServer:
         return f"{self.url}/?wsdl"
 
     def reset(self) -> None:
-        self.auth = None
+        self.auth, self.open_wsdl = None, False
         self.token_types.clear()
 
     def basic_ok(self, header: str) -> bool:
@@ -146,7 +147,8 @@ def guarded(app, server: SoapServer):
     """The WSGI app behind the server's current auth check."""
 
     def wsgi(environ, start_response):
-        if server.auth == "basic" and not server.basic_ok(environ.get("HTTP_AUTHORIZATION", "")):
+        checked = environ["REQUEST_METHOD"] == "POST" or not server.open_wsdl
+        if server.auth == "basic" and checked and not server.basic_ok(environ.get("HTTP_AUTHORIZATION", "")):
             start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="orders"'), ("Content-Type", "text/plain")])
             return [b"unauthorized"]
         if server.auth == "ws_security" and environ["REQUEST_METHOD"] == "POST":

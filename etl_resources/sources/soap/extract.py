@@ -94,8 +94,10 @@ def call(service: ServiceProxy, operations: list[str], source: SoapSource, argum
     try:
         return service[source.operation](**arguments)
     except zeep.exceptions.Fault as fault:
-        hint = f" (fix: {AUTH_FIX})" if source.auth and "auth" in str(fault.code).lower() else ""
-        raise SoapSourceError(f"{where}: the service answered with a fault, code {fault.code!r}: {fault.message}{hint}") from None
+        answer = f"the service answered with a fault, code {fault.code!r}: {fault.message}"
+        if source.auth and "auth" in str(fault.code).lower():
+            raise SoapSourceError(f"{where}, field 'auth': {answer} (fix: {AUTH_FIX})") from None
+        raise SoapSourceError(f"{where}: {answer}") from None
     except zeep.exceptions.TransportError as err:
         if err.status_code in (401, 403):
             raise SoapSourceError(f"{where}, field 'auth': the service answered {err.status_code} (fix: {AUTH_FIX})") from None
@@ -146,9 +148,13 @@ def records_frame_of(source: SoapSource, records: list[Any], operation: Any) -> 
 
 def extract_soap(source: SoapSource, secrets: SecretStore, window: tuple[dt.datetime, dt.datetime], log: logging.Logger) -> Iterator[pl.DataFrame]:
     """The day's records in frames of `batch_size` rows, cut from one frame so every batch has the day's one schema."""
-    service, binding = bind(load_client(source, secrets), source)
-    arguments = fill(source.arguments, window_values(window), secrets)
-    response = call(service, sorted(binding.all()), source, arguments)
+    client = load_client(source, secrets)
+    try:
+        service, binding = bind(client, source)
+        arguments = fill(source.arguments, window_values(window), secrets)
+        response = call(service, sorted(binding.all()), source, arguments)
+    finally:
+        client.transport.session.close()
     records = select_records(source, zeep.helpers.serialize_object(response, target_cls=dict))
     log.debug(f"source '{source.name}' {window[0].date()}: {source.operation} returned {len(records)} records")
     frame = records_frame_of(source, records, binding.get(source.operation))
