@@ -35,9 +35,8 @@ def _problem(err: Exception) -> str:
     return f"{type(err).__name__}: {str(err)[:300]}"
 
 
-def load_client(source: SoapSource, secrets: SecretStore) -> zeep.Client:
+def load_client(source: SoapSource, secrets: SecretStore, session: requests.Session) -> zeep.Client:
     """The WSDL loaded with the source's credentials; both the WSDL and the calls are bounded by `timeout_seconds`."""
-    session = requests.Session()
     wsse = None
     match source.auth:
         case BasicAuth():
@@ -148,13 +147,10 @@ def records_frame_of(source: SoapSource, records: list[Any], operation: Any) -> 
 
 def extract_soap(source: SoapSource, secrets: SecretStore, window: tuple[dt.datetime, dt.datetime], log: logging.Logger) -> Iterator[pl.DataFrame]:
     """The day's records in frames of `batch_size` rows, cut from one frame so every batch has the day's one schema."""
-    client = load_client(source, secrets)
-    try:
-        service, binding = bind(client, source)
+    with requests.Session() as session:
+        service, binding = bind(load_client(source, secrets, session), source)
         arguments = fill(source.arguments, window_values(window), secrets)
         response = call(service, sorted(binding.all()), source, arguments)
-    finally:
-        client.transport.session.close()
     records = select_records(source, zeep.helpers.serialize_object(response, target_cls=dict))
     log.debug(f"source '{source.name}' {window[0].date()}: {source.operation} returned {len(records)} records")
     frame = records_frame_of(source, records, binding.get(source.operation))
