@@ -26,6 +26,7 @@ from etl_tests.support.platform import Platform
 from etl_tests.support.rabbitmq_server import RabbitMQ, rabbitmq_server
 from etl_tests.support.rabbitmq_server import available as rabbitmq_available
 from etl_tests.support.servers import Azurite, MariaDB, Postgres, azurite_server, mariadb_server, postgres_server
+from etl_tests.support.soap_server import SoapServer, soap_server
 
 
 @pytest.fixture(scope="session")
@@ -272,3 +273,10 @@ def mongodb_live_url() -> str:
     if not url:
         pytest.skip(NO_MONGODB)
     return url
+
+
+@pytest.fixture(scope="session")
+def soap_service() -> Iterator[SoapServer]:
+    """The spyne SOAP service on 127.0.0.1, started and stopped with the session; tests set and reset its auth."""
+    with soap_server() as server:
+        yield server

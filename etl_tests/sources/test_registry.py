@@ -114,7 +114,7 @@ def test_a_kind_whose_model_does_not_carry_its_tag_is_refused(counter_kind):
 def test_error_locations_leave_out_every_tag_of_the_nested_unions():
     """pydantic puts the chosen tag into an error's location (`sources.0.rest.auth.api_key.value`); the derived
     tags must hold the kinds and the rest auth types, so the message says `auth.value`."""
-    assert {"sql", "rest", "files", "api_key", "bearer", "basic", "oauth2_client_credentials"} <= registry.discriminator_tags()
+    assert {"sql", "rest", "files", "api_key", "bearer", "basic", "oauth2_client_credentials", "soap", "ws_security"} <= registry.discriminator_tags()
 
 
 def test_a_rest_auth_error_names_the_field_without_its_tag(tmp_path):
