@@ -8,7 +8,7 @@ import pydantic
 from pydantic import Field
 
 from etl_resources.config.model import BaseSource
-from etl_resources.sources import files, rest, sql
+from etl_resources.sources import files, kafka, rest, sql
 from etl_resources.sources.base import SourceKind
 
 _KINDS: dict[str, SourceKind] = {}
@@ -68,5 +68,5 @@ def _tags(source_models: tuple[type[BaseSource], ...]) -> frozenset[str]:
     return frozenset(tags)
 
 
-for _kind in (sql.KIND, rest.KIND, files.KIND):
+for _kind in (sql.KIND, rest.KIND, files.KIND, kafka.KIND):
     register(_kind)
