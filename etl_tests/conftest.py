@@ -215,3 +215,15 @@ def webdav(drop_root: Path) -> Iterator[FileServer]:
 def http_listing(drop_root: Path) -> Iterator[FileServer]:
     with http_listing_server(drop_root) as server:
         yield server
+
+
+@pytest.fixture
+def kafka_fake(monkeypatch: pytest.MonkeyPatch):
+    """An in-memory Kafka cluster (`etl_tests/support/kafka_fake.py`) behind the kafka kind's consumer seam: no
+    Kafka broker can be installed here."""
+    from etl_resources.sources.kafka import extract
+    from etl_tests.support.kafka_fake import FakeKafka
+
+    fake = FakeKafka()
+    monkeypatch.setattr(extract, "_consumer", fake.consumer)
+    return fake

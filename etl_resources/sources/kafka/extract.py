@@ -21,7 +21,9 @@ from etl_resources.sources.streams import Message, StreamError
 AUTH_CODES = {ck.KafkaError._AUTHENTICATION, ck.KafkaError.SASL_AUTHENTICATION_FAILED, ck.KafkaError._SSL}
 # The longest single wait of a poll, so the idle bound is checked often.
 POLL_SECONDS = 0.5
+# librdkafka's own log lines (every reconnect attempt) go here, not to stderr; they propagate to the run's handlers.
 _QUIET = logging.getLogger("etl.kafka.client")
+_QUIET.addHandler(logging.NullHandler())
 
 
 def _consumer(config: dict[str, Any]) -> Any:
