@@ -6,6 +6,7 @@ answers like confluent_kafka's Consumer (metadata, offsets by time, watermarks, 
 import datetime as dt
 import json
 import os
+import time
 import uuid
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ import pytest
 
 from etl_resources.lake.store import scan_partition
 from etl_tests.support.kafka_fake import BOOTSTRAP
+from etl_tests.support.servers import free_port
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
 LIVE_VARIABLE = "ETL_TEST_KAFKA_BOOTSTRAP"
@@ -227,6 +229,18 @@ def test_an_unreachable_broker_fails_naming_bootstrap_servers(platform, kafka_fa
     message = failure(platform, platform.configure(kafka_yaml(bootstrap="nowhere.invalid:9092")))
     assert "source 'orders_stream', field 'bootstrap_servers': no answer from broker nowhere.invalid:9092 within timeout_seconds=2" in message
     assert kafka_fake.open_consumers == 0
+
+
+def test_a_closed_port_fails_within_the_timeout_with_the_real_client(platform):
+    """No fake here: librdkafka itself tries 127.0.0.1 on a port nothing listens on, and the day fails in bounded time."""
+    port = free_port()
+    defs = platform.configure(kafka_yaml(bootstrap=f"127.0.0.1:{port}"))
+    started = time.monotonic()
+
+    message = failure(platform, defs)
+
+    assert time.monotonic() - started < 15
+    assert f"source 'orders_stream', field 'bootstrap_servers': no answer from broker 127.0.0.1:{port} within timeout_seconds=2" in message
 
 
 def test_refused_credentials_name_the_credential_fields_and_never_the_password(platform, kafka_fake, monkeypatch):
