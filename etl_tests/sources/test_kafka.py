@@ -5,10 +5,12 @@ answers like confluent_kafka's Consumer (metadata, offsets by time, watermarks, 
 
 import datetime as dt
 import json
+import logging
 import os
 import time
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -215,7 +217,8 @@ def test_log_append_time_ends_the_day_at_the_first_message_logged_past_it(kafka_
 def failure(platform, defs, day: str = DAYS[0]) -> str:
     result = platform.materialize(defs, day, raise_on_error=False)
     assert not result.success
-    return next(event.event_specific_data.error.message for event in result.all_events if event.event_type_value == "STEP_FAILURE")
+    # Every failed attempt's error with its causes, as the run's page shows them.
+    return "\n".join(event.event_specific_data.error.to_string() for event in result.all_events if event.event_type_value == "STEP_FAILURE")
 
 
 def test_a_missing_topic_names_the_source_the_field_the_broker_and_the_fix(platform, kafka_fake):
@@ -224,11 +227,39 @@ def test_a_missing_topic_names_the_source_the_field_the_broker_and_the_fix(platf
     assert f"source 'orders_stream', field 'topic': topic 'orderz' does not exist on broker {BOOTSTRAP} (fix: correct `topic`" in message
 
 
-def test_an_unreachable_broker_fails_naming_bootstrap_servers(platform, kafka_fake):
+def test_an_unreachable_broker_fails_naming_bootstrap_servers_after_the_step_retries(platform, kafka_fake):
     fill(kafka_fake)
-    message = failure(platform, platform.configure(kafka_yaml(bootstrap="nowhere.invalid:9092")))
+    retried = kafka_yaml(bootstrap="nowhere.invalid:9092").replace("step_retries: {max_retries: 0}", "step_retries: {max_retries: 1, delay_seconds: 0}")
+    message = failure(platform, platform.configure(retried))
     assert "source 'orders_stream', field 'bootstrap_servers': no answer from broker nowhere.invalid:9092 within timeout_seconds=2" in message
-    assert kafka_fake.open_consumers == 0
+    assert len(kafka_fake.consumers) == 2 and kafka_fake.open_consumers == 0  # a broker that is down may be back: tried again
+
+
+def test_a_day_that_retention_cut_into_is_read_from_what_is_left_with_a_warning(kafka_fake, caplog):
+    from etl_resources.secrets import SecretStore
+    from etl_resources.sources.kafka.extract import kafka_logs
+    from etl_resources.sources.kafka.model import KafkaSource
+    from etl_resources.sources.streams import day_frames
+
+    fill(kafka_fake)
+    kafka_fake.delete_records("orders", 1, 1)  # partition 1's first message (of the first day) is gone
+    source = KafkaSource.model_validate(
+        {
+            "name": "orders_stream",
+            "kind": "kafka",
+            "bootstrap_servers": BOOTSTRAP,
+            "topic": "orders",
+            "idle_seconds": 0.2,
+            "start_date": DAYS[0],
+            "target": {"table": "orders"},
+        }
+    )
+    start = at(DAYS[0], 0)
+    log = logging.getLogger("kafka-test")
+    with caplog.at_level(logging.WARNING):
+        frames = list(day_frames(source, kafka_logs(source, SecretStore(Path("/nonexistent")), start, log), (start, at(DAYS[1], 0)), log))
+    assert sorted(pl.concat(frames)["_offset"].to_list()) == [0, 1, 1]  # partition 0: offsets 0, 1; partition 1: offset 1 (offset 0 deleted)
+    assert "partition 1 of 'orders' starts at offset 1, after retention deleted older messages" in caplog.text
 
 
 def test_a_closed_port_fails_within_the_timeout_with_the_real_client(platform):

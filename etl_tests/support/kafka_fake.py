@@ -27,6 +27,8 @@ class FakeTopic:
     partitions: list[list[ck.Message]]
     # LogAppendTime: the broker stamps each message with its clock, whatever the producer said.
     log_append_time: bool = False
+    # Per partition, the first offset retention kept (the low watermark).
+    low: dict[int, int] = field(default_factory=dict)
 
 
 def millis(when: dt.datetime | int) -> int:
@@ -69,6 +71,10 @@ class FakeKafka:
         )
         messages.append(message)
         return message.offset()
+
+    def delete_records(self, topic: str, partition: int, before: int) -> None:
+        """What retention (or `AdminClient.delete_records`) does: offsets below `before` are gone, the others keep theirs."""
+        self.topics[topic].low[partition] = before
 
     def consumer(self, config: dict[str, Any]) -> "FakeConsumer":
         consumer = FakeConsumer(self, config)
@@ -125,11 +131,18 @@ class FakeConsumer:
             metadata.topics[name] = entry
         return metadata
 
-    def _log(self, partition: ck.TopicPartition) -> list[ck.Message]:
+    def _topic(self, partition: ck.TopicPartition) -> FakeTopic:
         log = self.cluster.topics.get(partition.topic)
         if log is None or partition.partition >= len(log.partitions):
             raise ck.KafkaException(ck.KafkaError(ck.KafkaError._UNKNOWN_PARTITION))
-        return log.partitions[partition.partition]
+        return log
+
+    def _low(self, partition: ck.TopicPartition) -> int:
+        return self._topic(partition).low.get(partition.partition, 0)
+
+    def _log(self, partition: ck.TopicPartition) -> list[ck.Message]:
+        """The retained messages of a partition (from the low watermark on)."""
+        return self._topic(partition).partitions[partition.partition][self._low(partition) :]
 
     def offsets_for_times(self, partitions: list[ck.TopicPartition], timeout: float = -1) -> list[ck.TopicPartition]:
         self._connect("get offsets by times")
@@ -141,7 +154,7 @@ class FakeConsumer:
 
     def get_watermark_offsets(self, partition: ck.TopicPartition, timeout: float = -1, cached: bool = False) -> tuple[int, int]:
         self._connect("get watermark offsets")
-        return 0, len(self._log(partition))
+        return self._low(partition), self._low(partition) + len(self._log(partition))
 
     def assign(self, partitions: list[ck.TopicPartition]) -> None:
         if self.closed:
@@ -158,11 +171,11 @@ class FakeConsumer:
             if callback:
                 callback(error)
         for partition in self.assignment:
-            log = self._log(partition)
-            at = self.position[partition.partition]
-            if at < len(log):
+            log, low = self._log(partition), self._low(partition)
+            at = max(self.position[partition.partition], low)
+            if at - low < len(log):
                 self.position[partition.partition] = at + 1
-                return log[at]
+                return log[at - low]
         time.sleep(max(timeout, 0))
         return None
 

@@ -18,6 +18,15 @@ from etl_resources.secrets import SecretStore, redact
 from etl_resources.sources.kafka.model import EVENT_HUBS_USERNAME, KafkaSource
 from etl_resources.sources.streams import Message, StreamError
 
+
+class KafkaSourceError(StreamError):
+    """A stream error; `transient` when trying again may work (a broker that is down), so the step's retries apply."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(redact(message))
+        self.transient = transient
+
+
 AUTH_CODES = {ck.KafkaError._AUTHENTICATION, ck.KafkaError.SASL_AUTHENTICATION_FAILED, ck.KafkaError._SSL}
 # The longest single wait of a poll, so the idle bound is checked often.
 POLL_SECONDS = 0.5
@@ -72,10 +81,10 @@ class Broker:
     def where(self) -> str:
         return self.config["bootstrap.servers"]
 
-    def fail(self, field: str, problem: str, fix: str) -> StreamError:
-        return StreamError(redact(f"source '{self.source.name}', field '{field}': {problem} (fix: {fix})"))
+    def fail(self, field: str, problem: str, fix: str, transient: bool = False) -> KafkaSourceError:
+        return KafkaSourceError(f"source '{self.source.name}', field '{field}': {problem} (fix: {fix})", transient)
 
-    def refused(self, consumer: Any, err: ck.KafkaException, doing: str) -> StreamError:
+    def refused(self, consumer: Any, err: ck.KafkaException, doing: str) -> KafkaSourceError:
         """Why a call failed: bad credentials when librdkafka said so in the background, else the broker is unreachable."""
         consumer.poll(0)
         auth = next((error for error in self.errors if error.code() in AUTH_CODES), None)
@@ -90,6 +99,7 @@ class Broker:
             "bootstrap_servers",
             f"no answer from broker {self.where} within timeout_seconds={self.source.timeout_seconds:g} while {doing}: {err.args[0].str()}",
             "check the host and port, that the broker is up and reachable from here, and security_protocol",
+            transient=True,
         )
 
 
@@ -121,6 +131,7 @@ class Span:
 
     partition: int
     first: int
+    low: int
     high: int
 
 
@@ -130,7 +141,7 @@ def spans(broker: Broker, consumer: Any, partitions: list[int], start: dt.dateti
     try:
         found = consumer.offsets_for_times([ck.TopicPartition(source.topic, p, millis) for p in partitions], timeout=source.timeout_seconds)
         # Taken now, so a day's read has an end even while producers keep writing.
-        highs = {p: consumer.get_watermark_offsets(ck.TopicPartition(source.topic, p), timeout=source.timeout_seconds)[1] for p in partitions}
+        marks = {p: consumer.get_watermark_offsets(ck.TopicPartition(source.topic, p), timeout=source.timeout_seconds) for p in partitions}
     except ck.KafkaException as err:
         raise broker.refused(consumer, err, "looking up the day's offsets") from None
     result = []
@@ -138,8 +149,9 @@ def spans(broker: Broker, consumer: Any, partitions: list[int], start: dt.dateti
         if position.error is not None:
             raise broker.fail("topic", f"partition {position.partition}: offsets by time failed: {position.error.str()}", "check the topic on the broker")
         # OFFSET_END: no message at or after the day's start yet.
-        if position.offset >= 0 and position.offset < highs[position.partition]:
-            result.append(Span(position.partition, position.offset, highs[position.partition]))
+        low, high = marks[position.partition]
+        if 0 <= position.offset < high:
+            result.append(Span(position.partition, position.offset, low, high))
     return result
 
 
@@ -199,4 +211,11 @@ def kafka_logs(source: KafkaSource, secrets: SecretStore, start: dt.datetime, lo
         consumer.close()
     if log is not None:
         log.info(f"source '{source.name}': topic {source.topic!r}, {len(found)} partition(s) with messages from {start.isoformat()}")
+        for span in found:
+            if span.first == span.low > 0:
+                # The day begins at the oldest retained message: earlier ones of the day may have been deleted.
+                log.warning(
+                    f"source '{source.name}': partition {span.partition} of {source.topic!r} starts at offset {span.low}, after retention "
+                    f"deleted older messages; the day {start.date()} may have lost its first messages (fix: raise the topic's retention.ms)"
+                )
     return [read_partition(broker, span) for span in found]
