@@ -174,6 +174,19 @@ def test_a_day_past_the_end_of_the_log_is_empty_and_waits_for_nothing(platform, 
     assert kafka_fake.open_consumers == 0
 
 
+def test_a_partition_ending_in_a_transaction_marker_ends_after_idle_seconds(platform, kafka_fake):
+    """The high watermark counts the commit marker's offset, which is never delivered: the bounded wait ends the day."""
+    kafka_fake.create_topic("orders")
+    kafka_fake.produce("orders", json.dumps(order(1, DAYS[0])), timestamp=at(DAYS[0], 1))
+    kafka_fake.commit_marker("orders")
+    defs = platform.configure(kafka_yaml())
+
+    assert platform.materialize(defs, DAYS[0]).success
+
+    assert [int(row[0]) for row in warehouse_rows(platform, defs, DAYS[0])] == [1]
+    assert kafka_fake.consumers[-1].position == {0: 2} and kafka_fake.open_consumers == 0
+
+
 def test_text_and_bytes_bodies_keep_keys_and_headers_as_columns(platform, kafka_fake):
     kafka_fake.create_topic("orders")
     headers = [("trace", b"abc"), ("Zoë", "東京 😀".encode()), ("trace", b"last"), ("empty", None)]
@@ -326,6 +339,19 @@ def test_invalid_security_settings_fail_when_the_definitions_load(tmp_path, extr
     with pytest.raises(SourcesConfigError) as caught:
         load_sources(tmp_path / "sources.yaml", None)
     assert "source 'orders_stream'" in str(caught.value) and expected in str(caught.value)
+
+
+def test_a_message_without_a_timestamp_fails_the_day_naming_the_fix(platform, kafka_fake):
+    import confluent_kafka as ck
+
+    fill(kafka_fake)
+    log = kafka_fake.topics["orders"].partitions[1]
+    log.append(ck.Message(topic="orders", partition=1, offset=len(log), value=b"{}", timestamp=(ck.TIMESTAMP_NOT_AVAILABLE, -1)))
+
+    message = failure(platform, platform.configure(kafka_yaml()))
+
+    assert f"field 'timestamp_header': partition 1 offset {len(log) - 1} of 'orders' has no timestamp" in message
+    assert kafka_fake.open_consumers == 0
 
 
 def test_an_unknown_partition_is_named(platform, kafka_fake):

@@ -24,7 +24,8 @@ BOOTSTRAP = "kafka-fake.invalid:9092"
 @dataclass
 class FakeTopic:
     name: str
-    partitions: list[list[ck.Message]]
+    # None where a transaction's commit marker holds an offset: counted by the watermark, never delivered.
+    partitions: list[list[ck.Message | None]]
     # LogAppendTime: the broker stamps each message with its clock, whatever the producer said.
     log_append_time: bool = False
     # Per partition, the first offset retention kept (the low watermark).
@@ -71,6 +72,10 @@ class FakeKafka:
         )
         messages.append(message)
         return message.offset()
+
+    def commit_marker(self, topic: str, partition: int = 0) -> None:
+        """A transactional producer's commit: a control record takes the next offset; consumers never see it."""
+        self.topics[topic].partitions[partition].append(None)
 
     def delete_records(self, topic: str, partition: int, before: int) -> None:
         """What retention (or `AdminClient.delete_records`) does: offsets below `before` are gone, the others keep theirs."""
@@ -140,7 +145,7 @@ class FakeConsumer:
     def _low(self, partition: ck.TopicPartition) -> int:
         return self._topic(partition).low.get(partition.partition, 0)
 
-    def _log(self, partition: ck.TopicPartition) -> list[ck.Message]:
+    def _log(self, partition: ck.TopicPartition) -> list[ck.Message | None]:
         """The retained messages of a partition (from the low watermark on)."""
         return self._topic(partition).partitions[partition.partition][self._low(partition) :]
 
@@ -148,7 +153,7 @@ class FakeConsumer:
         self._connect("get offsets by times")
         answered = []
         for asked in partitions:
-            found = next((message.offset() for message in self._log(asked) if message.timestamp()[1] >= asked.offset), ck.OFFSET_END)
+            found = next((m.offset() for m in self._log(asked) if m is not None and m.timestamp()[1] >= asked.offset), ck.OFFSET_END)
             answered.append(ck.TopicPartition(asked.topic, asked.partition, found))
         return answered
 
@@ -173,9 +178,11 @@ class FakeConsumer:
         for partition in self.assignment:
             log, low = self._log(partition), self._low(partition)
             at = max(self.position[partition.partition], low)
-            if at - low < len(log):
-                self.position[partition.partition] = at + 1
-                return log[at - low]
+            while at - low < len(log):
+                at += 1
+                self.position[partition.partition] = at
+                if log[at - 1 - low] is not None:
+                    return log[at - 1 - low]
         time.sleep(max(timeout, 0))
         return None
 

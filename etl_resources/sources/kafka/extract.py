@@ -192,6 +192,13 @@ def read_partition(broker: Broker, span: Span) -> Iterator[Message]:
                 continue
             if record.error() is not None:
                 raise broker.fail("topic", f"partition {span.partition} of {source.topic!r}: {record.error().str()}", "check the topic and the broker")
+            if record.timestamp()[0] == ck.TIMESTAMP_NOT_AVAILABLE and not (source.timestamp_header or source.timestamp_field):
+                # Without a time the message would belong to no day, or to every one.
+                raise broker.fail(
+                    "timestamp_header",
+                    f"partition {span.partition} offset {record.offset()} of {source.topic!r} has no timestamp (a message format older than Kafka 0.10)",
+                    "set `timestamp_header` or `timestamp_field` to where the producer puts the event time",
+                )
             yield as_message(record)
             if record.offset() >= span.high - 1:
                 return
