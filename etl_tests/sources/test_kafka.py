@@ -187,6 +187,16 @@ def test_a_partition_ending_in_a_transaction_marker_ends_after_idle_seconds(plat
     assert kafka_fake.consumers[-1].position == {0: 2} and kafka_fake.open_consumers == 0
 
 
+def test_a_broker_lost_while_a_partition_is_read_fails_the_day_instead_of_cutting_it_short(platform, kafka_fake):
+    fill(kafka_fake)
+    kafka_fake.down_after = 1
+
+    message = failure(platform, platform.configure(kafka_yaml()))
+
+    assert "field 'bootstrap_servers': lost broker kafka-fake.invalid:9092 at offset 0 of partition 0" in message
+    assert platform.materialized_partitions(["raw", "orders_stream_raw"]) == set() and kafka_fake.open_consumers == 0
+
+
 def test_text_and_bytes_bodies_keep_keys_and_headers_as_columns(platform, kafka_fake):
     kafka_fake.create_topic("orders")
     headers = [("trace", b"abc"), ("Zoë", "東京 😀".encode()), ("trace", b"last"), ("empty", None)]

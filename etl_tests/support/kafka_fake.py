@@ -45,6 +45,9 @@ class FakeKafka:
     # The broker's clock for LogAppendTime topics; None: the wall clock.
     clock: dt.datetime | None = None
     consumers: list["FakeConsumer"] = field(default_factory=list)
+    # The broker goes down once this many messages were delivered (None: never).
+    down_after: int | None = None
+    delivered: int = 0
 
     def create_topic(self, name: str, partitions: int = 1, timestamp_type: str = "CreateTime") -> FakeTopic:
         self.topics[name] = FakeTopic(name, [[] for _ in range(partitions)], log_append_time=timestamp_type == "LogAppendTime")
@@ -175,6 +178,11 @@ class FakeConsumer:
             error = self.pending_errors.pop(0)
             if callback:
                 callback(error)
+        if self.cluster.down_after is not None and self.cluster.delivered >= self.cluster.down_after:
+            if callback:
+                callback(ck.KafkaError(ck.KafkaError._TRANSPORT, f"{self.cluster.bootstrap}/1: Disconnected (after 1ms in state UP)"))
+            time.sleep(max(timeout, 0))
+            return None
         for partition in self.assignment:
             log, low = self._log(partition), self._low(partition)
             at = max(self.position[partition.partition], low)
@@ -182,6 +190,7 @@ class FakeConsumer:
                 at += 1
                 self.position[partition.partition] = at
                 if log[at - 1 - low] is not None:
+                    self.cluster.delivered += 1
                     return log[at - 1 - low]
         time.sleep(max(timeout, 0))
         return None

@@ -49,7 +49,8 @@ def client_config(source: KafkaSource, secrets: SecretStore, errors: Callable[[A
         "enable.auto.offset.store": False,
         "enable.partition.eof": False,
         "allow.auto.create.topics": False,
-        "socket.connection.setup.timeout.ms": int(source.timeout_seconds * 1000),
+        # librdkafka refuses less than a second here.
+        "socket.connection.setup.timeout.ms": max(1000, int(source.timeout_seconds * 1000)),
         "error_cb": errors,
         "logger": _QUIET,
     }
@@ -183,6 +184,8 @@ def read_partition(broker: Broker, span: Span) -> Iterator[Message]:
     """The partition's messages from the day's first offset to the high watermark, or until `idle_seconds` pass without one."""
     source = broker.source
     consumer = _consumer(broker.config)
+    reported = len(broker.errors)
+    last = span.first - 1
     try:
         consumer.assign([ck.TopicPartition(source.topic, span.partition, span.first)])
         idle_until = time.monotonic() + source.idle_seconds
@@ -190,6 +193,7 @@ def read_partition(broker: Broker, span: Span) -> Iterator[Message]:
             record = consumer.poll(min(POLL_SECONDS, source.idle_seconds))
             if record is None:
                 continue
+            last = record.offset()
             if record.error() is not None:
                 raise broker.fail("topic", f"partition {span.partition} of {source.topic!r}: {record.error().str()}", "check the topic and the broker")
             if record.timestamp()[0] == ck.TIMESTAMP_NOT_AVAILABLE and not (source.timestamp_header or source.timestamp_field):
@@ -203,6 +207,14 @@ def read_partition(broker: Broker, span: Span) -> Iterator[Message]:
             if record.offset() >= span.high - 1:
                 return
             idle_until = time.monotonic() + source.idle_seconds
+        # Short of the watermark is the end of the log (a transaction marker holds the last offset), unless the broker went away.
+        if len(broker.errors) > reported:
+            raise broker.fail(
+                "bootstrap_servers",
+                f"lost broker {broker.where} at offset {last} of partition {span.partition}, short of {span.high - 1}: {broker.errors[-1].str()}",
+                "check the broker; the day is read again from its start",
+                transient=True,
+            )
     finally:
         consumer.close()
 
