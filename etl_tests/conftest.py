@@ -280,3 +280,15 @@ def soap_service() -> Iterator[SoapServer]:
     """The spyne SOAP service on 127.0.0.1, started and stopped with the session; tests set and reset its auth."""
     with soap_server() as server:
         yield server
+
+
+@pytest.fixture
+def kafka_fake(monkeypatch: pytest.MonkeyPatch):
+    """An in-memory Kafka cluster (`etl_tests/support/kafka_fake.py`) behind the kafka kind's consumer seam: no
+    Kafka broker can be installed here."""
+    from etl_resources.sources.kafka import extract
+    from etl_tests.support.kafka_fake import FakeKafka
+
+    fake = FakeKafka()
+    monkeypatch.setattr(extract, "_consumer", fake.consumer)
+    return fake

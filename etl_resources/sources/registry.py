@@ -8,7 +8,7 @@ import pydantic
 from pydantic import Field
 
 from etl_resources.config.model import BaseSource
-from etl_resources.sources import files, google_sheets, mongodb, nats, rabbitmq, rest, soap, sql
+from etl_resources.sources import files, google_sheets, kafka, mongodb, nats, rabbitmq, rest, soap, sql
 from etl_resources.sources.base import SourceKind
 
 _KINDS: dict[str, SourceKind] = {}
@@ -68,5 +68,5 @@ def _tags(source_models: tuple[type[BaseSource], ...]) -> frozenset[str]:
     return frozenset(tags)
 
 
-for _kind in (sql.KIND, rest.KIND, files.KIND, nats.KIND, rabbitmq.KIND, google_sheets.KIND, mongodb.KIND, soap.KIND):
+for _kind in (sql.KIND, rest.KIND, files.KIND, nats.KIND, rabbitmq.KIND, google_sheets.KIND, mongodb.KIND, soap.KIND, kafka.KIND):
     register(_kind)

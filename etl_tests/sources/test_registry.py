@@ -55,6 +55,11 @@ def counter_kind(monkeypatch):
     return COUNTER
 
 
+def _supported() -> str:
+    """The registered kinds as the unknown-kind error lists them: the built-in ones, and any a test added."""
+    return ", ".join(repr(kind.kind) for kind in registry.kinds())
+
+
 def test_a_sources_file_naming_a_registered_kind_validates(counter_kind, tmp_path):
     (tmp_path / "sources.yaml").write_text(SOURCES)
 
