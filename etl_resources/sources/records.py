@@ -3,6 +3,7 @@
 Each row keeps its original record as JSON in `_record`, so a reject shows what the source sent.
 """
 
+import decimal
 import json
 from collections.abc import Callable
 from typing import Any, Literal
@@ -11,6 +12,8 @@ import polars as pl
 
 RECORD_COLUMN = "_record"
 Nested = Literal["json", "flatten"]
+# The widest decimal polars holds exactly.
+MAX_DECIMAL_DIGITS = 38
 
 
 def as_json(value: Any, default: Callable[[Any], Any] = str) -> str:
@@ -54,11 +57,55 @@ def record_row(record: Any, nested: Nested, default: Callable[[Any], Any] = str)
     return row
 
 
-def rows_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    """Rows of mixed keys as one frame; a column whose values disagree in type becomes text, never NULLs."""
+def rows_frame(rows: list[dict[str, Any]], default: Callable[[Any], Any] = str) -> pl.DataFrame:
+    """Rows of mixed keys as one frame; a column whose values no one type holds exactly becomes text, never NULLs."""
     if not rows:
         return pl.DataFrame({RECORD_COLUMN: []}, schema={RECORD_COLUMN: pl.String})
-    return pl.from_dicts(rows, infer_schema_length=None, strict=False)
+    return pl.from_dicts(exact_rows(rows, default), infer_schema_length=None, strict=False)
+
+
+def exact_rows(rows: list[dict[str, Any]], default: Callable[[Any], Any] = str) -> list[dict[str, Any]]:
+    """The rows with every column whose values no single type holds exactly (2**53+1 next to 1.5, `true` next to
+    1, `1.0` next to text, decimals wider than 38 digits together) made text, value by value, as JSON spells
+    them; polars would round, coerce or respell them."""
+    columns: dict[str, list[Any]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if value is not None:
+                columns.setdefault(key, []).append(value)
+    textual = {key for key, values in columns.items() if not _fits(values, {_kind(value) for value in values})}
+    if not textual:
+        return rows
+    return [{key: _text(value, default) if key in textual and value is not None else value for key, value in row.items()} for row in rows]
+
+
+def _kind(value: Any) -> str:
+    return "bool" if isinstance(value, bool) else type(value).__name__
+
+
+def _text(value: Any, default: Callable[[Any], Any]) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    spelled = default(value)
+    return spelled if isinstance(spelled, str) else str(spelled)
+
+
+def _fits(values: list[Any], kinds: set[str]) -> bool:
+    """Whether polars holds the column's mix of kinds in one type without changing a value."""
+    if len(kinds) == 1 and kinds != {"Decimal"}:
+        return True
+    if kinds <= {"int", "float"}:
+        return all(abs(value) <= 2**53 for value in values if isinstance(value, int))
+    if kinds <= {"int", "Decimal"}:
+        numbers = [decimal.Decimal(value) for value in values]
+        scale = max(max(0, -number.as_tuple().exponent) for number in numbers)
+        whole = max(len(str(abs(int(number)))) for number in numbers)
+        return whole + scale <= MAX_DECIMAL_DIGITS
+    return False
 
 
 def records_frame(records: list[Any], nested: Nested) -> pl.DataFrame:

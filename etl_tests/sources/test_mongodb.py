@@ -29,9 +29,10 @@ from dagster._core.events import DagsterEventType
 from etl_resources.config.sources_file import SourcesConfigError, load_sources
 from etl_resources.lake.store import scan_partition
 from etl_resources.secrets import SecretStore
-from etl_resources.sources.mongodb.bson_values import exact_rows, plain
+from etl_resources.sources.mongodb.bson_values import plain
 from etl_resources.sources.mongodb.extract import MongoSourceError, extract_mongodb
 from etl_resources.sources.mongodb.model import MongoSource, split_url
+from etl_resources.sources.records import exact_rows
 from etl_tests.support.mongodb_server import FakeMongo
 
 UTC = dt.UTC

@@ -1,4 +1,4 @@
-"""BSON values as the lake's exact types, and a day's rows made safe for polars' type inference.
+"""BSON values as the lake's exact types.
 
 | BSON | value | in JSON text (`nested: json`, `_record`) |
 |---|---|---|
@@ -28,9 +28,8 @@ from bson.max_key import MaxKey
 from bson.min_key import MinKey
 from bson.timestamp import Timestamp
 
-from etl_resources.sources.records import as_json
+from etl_resources.sources.records import MAX_DECIMAL_DIGITS, as_json
 
-MAX_DIGITS = 38
 # Python's re flags as the letters MongoDB writes after a regex.
 REGEX_FLAGS = ((re.IGNORECASE, "i"), (re.LOCALE, "l"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.UNICODE, "u"), (re.VERBOSE, "x"))
 
@@ -46,7 +45,7 @@ def _decimal(value: Decimal128) -> decimal.Decimal | str:
     _, digits, exponent = number.as_tuple()
     scale = max(0, -exponent)
     precision = max(len(digits), scale) + max(0, exponent)
-    return number if precision <= MAX_DIGITS and scale <= MAX_DIGITS else str(value)
+    return number if precision <= MAX_DECIMAL_DIGITS and scale <= MAX_DECIMAL_DIGITS else str(value)
 
 
 def _regex(pattern: str, flags: int | str) -> str:
@@ -102,41 +101,3 @@ def json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _kind(value: Any) -> str:
-    return "bool" if isinstance(value, bool) else type(value).__name__
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else str(json_default(value) if isinstance(value, (decimal.Decimal, dt.datetime, bytes)) else value)
-
-
-def _fits(values: list[Any], kinds: set[str]) -> bool:
-    """Whether polars can hold the column's mix of kinds in one type without changing a value."""
-    if len(kinds) == 1 and kinds != {"Decimal"}:
-        return True
-    if kinds <= {"int", "float"}:
-        return all(abs(value) <= 2**53 for value in values if isinstance(value, int))
-    if kinds <= {"int", "Decimal"}:
-        numbers = [decimal.Decimal(value) for value in values]
-        scale = max(max(0, -number.as_tuple().exponent) for number in numbers)
-        whole = max(len(str(abs(int(number)))) for number in numbers)
-        return whole + scale <= MAX_DIGITS
-    return False
-
-
-def exact_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with every column whose values no single type holds exactly (2**53+1 next to 1.5, `true` next to
-    1, decimals wider than 38 digits together) made text, value by value; polars would round or coerce them."""
-    columns: dict[str, list[Any]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if value is not None:
-                columns.setdefault(key, []).append(value)
-    textual = {key for key, values in columns.items() if not _fits(values, {_kind(value) for value in values})}
-    if not textual:
-        return rows
-    return [{key: _text(value) if key in textual and value is not None else value for key, value in row.items()} for row in rows]

@@ -11,7 +11,7 @@ import pymongo
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
 from etl_resources.secrets import SECRET_REF, SecretStore, redact
-from etl_resources.sources.mongodb.bson_values import UnmappedValueError, exact_rows, json_default, plain
+from etl_resources.sources.mongodb.bson_values import UnmappedValueError, json_default, plain
 from etl_resources.sources.mongodb.model import MongoSource, bson_filter, split_url
 from etl_resources.sources.records import record_row, rows_frame
 
@@ -122,7 +122,7 @@ def _frame(source: MongoSource, documents: list[dict[str, Any]]) -> pl.DataFrame
         except UnmappedValueError as err:
             raise MongoSourceError(f"source '{source.name}': document {document.get('_id')!r} of {source.database}.{source.collection}: {err}") from None
         rows.append(record_row(record, source.nested, json_default))
-    return rows_frame(exact_rows(rows))
+    return rows_frame(rows, json_default)
 
 
 def extract_mongodb(source: MongoSource, secrets: SecretStore, window: tuple[dt.datetime, dt.datetime], log: logging.Logger) -> Iterator[pl.DataFrame]:
