@@ -74,7 +74,7 @@ def raw_spec(source: AnySource, source_kind: str) -> dg.AssetSpec:
 
 
 def rejects_spec(source: AnySource) -> dg.AssetSpec:
-    description = f"Rows of {source.name} that break its contract, each with its reasons and the original record."
+    description = f"Rows of {source.name} that could not be read or break its contract, each with its reasons and the original record."
     return _source_spec(source, rejects_key(source), description, {"parquet"}, {LAKE_DATASET: rejects_dataset(source.name)})
 
 

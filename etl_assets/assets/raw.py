@@ -1,6 +1,6 @@
 """Raw assets: each source's rows for a day, validated against its contract, stored as Parquet by the lake IO manager.
 
-One step per source materializes `raw/<source>_raw`, `rejects/<source>_rejects` (when a contract is declared)
+One step per source materializes `raw/<source>_raw`, `rejects/<source>_rejects` (when its days have rejects)
 and runs the source's checks. Their lake folders stay `raw/<source>` and `rejects/<source>`.
 """
 
@@ -20,7 +20,7 @@ from etl_resources.contract.rules import REJECT_SCHEMA, apply_contract
 from etl_resources.lake.io_manager import LakeIOManager, PartitionStream
 from etl_resources.secrets import SecretResolver
 from etl_resources.sources.base import ExtractRun
-from etl_resources.sources.registry import kind_of
+from etl_resources.sources.registry import kind_of, splits_rejects
 from etl_resources.warehouse.resource import Warehouse
 
 
@@ -68,7 +68,7 @@ def build_raw_asset(source: AnySource) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(source.start_date)
     kind = source_kind(source)
     outs = {"raw": dg.AssetOut.from_spec(raw_spec(source, kind), io_manager_key="lake_io_manager", is_required=False)}
-    if source.contract is not None:
+    if splits_rejects(source):
         outs["rejects"] = dg.AssetOut.from_spec(rejects_spec(source), io_manager_key="lake_io_manager", is_required=False)
 
     @dg.multi_asset(

@@ -14,10 +14,11 @@ import dagster as dg
 from etl_assets.partitions import daily_partitions
 from etl_assets.translator import raw_key, rejects_key, warehouse_key
 from etl_resources.config.sources_file import AnySource
+from etl_resources.sources.registry import splits_rejects
 
 
 def source_job(source: AnySource):
-    keys = [raw_key(source), warehouse_key(source)] + ([rejects_key(source)] if source.contract is not None else [])
+    keys = [raw_key(source), warehouse_key(source)] + ([rejects_key(source)] if splits_rejects(source) else [])
     return dg.define_asset_job(
         name=f"{source.name}_daily",
         selection=dg.AssetSelection.assets(*keys),

@@ -11,10 +11,11 @@ from dagster._core.events import DagsterEventType
 from etl_assets.checks.source_checks import GATING, latest_materialization
 from etl_assets.translator import raw_key
 from etl_resources.config.sources_file import AnySource
+from etl_resources.sources.registry import splits_rejects
 
 
 def gating_checks(source: AnySource) -> list[str]:
-    return list(GATING) if source.contract is not None else []
+    return list(GATING) if splits_rejects(source) else []
 
 
 def gate_refusals(instance: dg.DagsterInstance, source: AnySource, days: list[str]) -> dict[str, str]:

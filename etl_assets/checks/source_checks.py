@@ -17,6 +17,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 
 from etl_resources.config.sources_file import AnySource
 from etl_resources.lake.store import Lake, read_manifest, scan_partition
+from etl_resources.sources.registry import splits_rejects
 
 REJECT_RATE = "reject_rate"
 ROW_COUNT = "row_count"
@@ -50,18 +51,18 @@ def check_specs(source: AnySource, asset_key: dg.AssetKey, partitions_def: dg.Pa
         return dg.AssetCheckSpec(name, asset=asset_key, description=description, partitions_def=partitions_def, metadata=metadata)
 
     specs = [spec(ROW_COUNT, f"Each day has at least {checks.min_rows} valid row(s).", min_rows=checks.min_rows)]
-    if contract is not None:
+    if splits_rejects(source):
         specs.append(
             spec(
                 REJECT_RATE,
-                f"A day whose share of rows breaking the contract is above reject_rate_max {checks.reject_rate_max:g} "
+                f"A day whose share of rejected rows (unreadable, or breaking the contract) is above reject_rate_max {checks.reject_rate_max:g} "
                 f"is not loaded into {source.target.qualified}; the other days are.",
                 reject_rate_max=dg.MetadataValue.float(checks.reject_rate_max),
                 gates=source.target.qualified,
             )
         )
-        if contract.keys:
-            specs.append(spec(KEYS, f"Key ({', '.join(contract.keys)}) is never null and unique within a day.", key=", ".join(contract.keys)))
+    if contract is not None and contract.keys:
+        specs.append(spec(KEYS, f"Key ({', '.join(contract.keys)}) is never null and unique within a day.", key=", ".join(contract.keys)))
     if checks.schema_change:
         specs.append(spec(SCHEMA, "Columns and types are the same as the previous day's."))
     return specs

@@ -18,7 +18,7 @@ import yaml
 from etl_resources.config.excel import WorkbookError, read_rows, row_of, source_of, write_workbook
 from etl_resources.config.sources_file import AnySource, SourcesConfigError, SourcesFile, load_sources, sources_model
 from etl_resources.secrets import DEFAULT_SECRETS_FILE, KEY_VAULT_URL_ENV, SecretStore
-from etl_resources.sources.registry import kind_of
+from etl_resources.sources.registry import kind_of, splits_rejects
 from etl_resources.warehouse.resource import DEFAULT_WAREHOUSE_URL
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "sources.schema.json"
@@ -52,7 +52,7 @@ def _if_then(node):
 
 def _checks(source: AnySource) -> str:
     checks = [f"rows >= {source.checks.min_rows}"]
-    if source.contract is not None:
+    if splits_rejects(source):
         checks.append(f"reject_rate_max {source.checks.reject_rate_max:g}")
     if source.checks.schema_change:
         checks.append("schema unchanged")

@@ -67,7 +67,8 @@ class WorkbookForm:
 
 @dataclass(frozen=True, eq=False)
 class SourceKind:
-    """One kind of source. `ui_kind` is the kind tag the asset shows; `reads` what `etl-config validate` says it reads."""
+    """One kind of source. `ui_kind` is the kind tag the asset shows; `reads` what `etl-config validate` says it reads.
+    `parses` says its extractor parses rows out of messages, so a row may be a reject even without a contract."""
 
     kind: str
     model: type[BaseSource]
@@ -76,3 +77,4 @@ class SourceKind:
     reads: Callable[[Any], str]
     arrivals: Arrivals | None = None
     workbook: WorkbookForm | None = None
+    parses: bool = False

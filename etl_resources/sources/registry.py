@@ -36,6 +36,12 @@ def kind_of(name: str) -> SourceKind:
         raise KeyError(f"unknown source kind {name!r}; supported: {', '.join(_KINDS)}") from None
 
 
+def splits_rejects(source: BaseSource) -> bool:
+    """Whether a source's days are split into valid rows and rejects (a rejects asset, a reject-rate check that
+    gates the load): with a contract, or when its kind parses rows, whose parse errors must not vanish."""
+    return source.contract is not None or kind_of(source.kind).parses
+
+
 def models() -> tuple[type[BaseSource], ...]:
     return tuple(kind.model for kind in kinds())
 

@@ -341,3 +341,37 @@ def test_the_json_schema_accepts_one_server_url_or_a_list():
         assert list(validator.iter_errors({"sources": [entry | {"servers": servers}]})) == []
         assert source(NatsServer(port=4222, monitor_port=0), "ORDERS", servers=servers).servers[0] == "nats://a:4222"
     assert list(validator.iter_errors({"sources": [entry | {"servers": []}]})) != []
+
+
+def test_without_a_contract_a_broken_message_is_a_reject_and_every_message_column_reaches_the_warehouse(platform, nats_jetstream):
+    stream = unique_stream()
+    publish(
+        nats_jetstream,
+        stream,
+        [order(stream, "2026-11-20", "08:00:00", {"order_id": 1, "customer": HOSTILE[2]}), order(stream, "2026-11-20", "09:00:00", b"{not json")],
+    )
+    yaml_text = f"""
+sources:
+  - name: nats_orders
+    kind: nats
+    servers: [{nats_jetstream.url}]
+    stream: {stream}
+    username: {NATS_USER}
+    password: ${{NATS_TEST_PASSWORD}}
+    timestamp_header: Event-Time
+    late_seconds: {A_YEAR}   # see the module's docstring
+    idle_seconds: 2
+    start_date: 2026-11-01
+    target: {{table: nats_orders}}
+    checks: {{reject_rate_max: 0.5, min_rows: 0, schema_change: false}}
+"""
+    defs = platform.configure(yaml_text)
+
+    result = platform.materialize(defs, "2026-11-20")
+
+    [verdict] = [e for e in result.get_asset_check_evaluations() if e.check_name == "reject_rate"]
+    assert verdict.passed and verdict.metadata["rows_rejected"].value == 1
+    [reject] = scan_partition(platform.lake(defs), "rejects/nats_orders", "2026-11-20").collect().to_dicts()
+    assert "the body is not JSON" in reject["errors"][0]["reason"] and json.loads(reject["record"])["body"] == "{not json"
+    columns = "_stream, _stream_partition, _offset, _key, order_id, customer, _partition"
+    assert platform.query(defs, f"SELECT {columns} FROM nats_orders") == [(stream, None, 1, f"{stream}.eu", 1, HOSTILE[2], "2026-11-20")]

@@ -188,3 +188,16 @@ def test_event_time_spellings(value, unit, expected):
 def test_event_time_refuses_what_is_no_time(value):
     with pytest.raises(ValueError):
         event_time(value, "ms")
+
+
+def test_a_stream_source_without_a_contract_still_has_rejects_and_a_gating_reject_rate_check():
+    """Parse errors of a stream kind are rejects even without a contract, so the rejects asset and the gate exist."""
+    from etl_assets.checks.gate import gating_checks
+    from etl_resources.config.sources_file import sources_model
+    from etl_resources.sources.registry import splits_rejects
+
+    parsed = sources_model().model_validate(
+        {"sources": [{"name": "bus", "kind": "nats", "servers": "nats://127.0.0.1:4222", "stream": "ORDERS", "start_date": "2026-11-01", "target": {"table": "bus"}}]}
+    )
+    [bus] = parsed.sources
+    assert bus.contract is None and splits_rejects(bus) and gating_checks(bus) == ["reject_rate"]

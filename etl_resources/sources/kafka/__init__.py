@@ -21,4 +21,5 @@ KIND = SourceKind(
     extract=extract_day,
     ui_kind=lambda source: "kafka",
     reads=lambda source: f"topic {source.topic} on {source.bootstrap_servers}",
+    parses=True,
 )

@@ -19,4 +19,4 @@ def reads(source: NatsSource) -> str:
     return f"{', '.join(source.servers)} stream {source.stream}" + (f" subject {source.subject}" if source.subject else "")
 
 
-KIND = SourceKind(kind="nats", model=NatsSource, extract=extract_day, ui_kind=lambda source: "nats", reads=reads)
+KIND = SourceKind(kind="nats", model=NatsSource, extract=extract_day, ui_kind=lambda source: "nats", reads=reads, parses=True)

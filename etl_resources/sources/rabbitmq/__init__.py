@@ -20,4 +20,5 @@ KIND = SourceKind(
     extract=extract_day,
     ui_kind=lambda source: "rabbitmq",
     reads=lambda source: f"stream {source.stream} on {source.address} (vhost {source.vhost})",
+    parses=True,
 )
