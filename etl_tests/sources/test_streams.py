@@ -196,8 +196,7 @@ def test_a_stream_source_without_a_contract_still_has_rejects_and_a_gating_rejec
     from etl_resources.config.sources_file import sources_model
     from etl_resources.sources.registry import splits_rejects
 
-    parsed = sources_model().model_validate(
-        {"sources": [{"name": "bus", "kind": "nats", "servers": "nats://127.0.0.1:4222", "stream": "ORDERS", "start_date": "2026-11-01", "target": {"table": "bus"}}]}
-    )
+    entry = {"name": "bus", "kind": "nats", "servers": "nats://127.0.0.1:4222", "stream": "ORDERS", "start_date": "2026-11-01", "target": {"table": "bus"}}
+    parsed = sources_model().model_validate({"sources": [entry]})
     [bus] = parsed.sources
     assert bus.contract is None and splits_rejects(bus) and gating_checks(bus) == ["reject_rate"]
