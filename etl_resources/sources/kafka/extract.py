@@ -180,7 +180,7 @@ def as_message(record: Any) -> Message:
     )
 
 
-def read_partition(broker: Broker, span: Span) -> Iterator[Message]:
+def read_partition(broker: Broker, span: Span, log: Any = None) -> Iterator[Message]:
     """The partition's messages from the day's first offset to the high watermark, or until `idle_seconds` pass without one."""
     source = broker.source
     consumer = _consumer(broker.config)
@@ -215,6 +215,12 @@ def read_partition(broker: Broker, span: Span) -> Iterator[Message]:
                 "check the broker; the day is read again from its start",
                 transient=True,
             )
+        if log is not None:
+            log.warning(
+                f"source '{source.name}': partition {span.partition} of {source.topic!r} ended at offset {last}, short of the watermark "
+                f"{span.high - 1}, after {source.idle_seconds:g}s without a message: taken as transaction markers or aborted messages "
+                f"(fix: raise `idle_seconds` if the broker is slow to answer)"
+            )
     finally:
         consumer.close()
 
@@ -237,4 +243,4 @@ def kafka_logs(source: KafkaSource, secrets: SecretStore, start: dt.datetime, lo
                     f"source '{source.name}': partition {span.partition} of {source.topic!r} starts at offset {span.low}, after retention "
                     f"deleted older messages; the day {start.date()} may have lost its first messages (fix: raise the topic's retention.ms)"
                 )
-    return [read_partition(broker, span) for span in found]
+    return [read_partition(broker, span, log) for span in found]
