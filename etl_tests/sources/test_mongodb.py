@@ -184,6 +184,7 @@ def test_the_client_gets_the_password_from_the_secret_and_bounded_timeouts(shop)
         "tz_aware": True,
         "serverSelectionTimeoutMS": 2500,
         "connectTimeoutMS": 2500,
+        "socketTimeoutMS": 600_000,
         "appname": "etl-platform",
         "username": "etl",
         "password": shop.password,

@@ -44,7 +44,13 @@ def connection(source: MongoSource, secrets: SecretStore) -> tuple[str, dict[str
         user = urllib.parse.unquote(user) if user is not None else None
         url, user, password = (secrets.substitute(part) if part is not None else None for part in (url, user, password))
     timeout_ms = int(source.timeout_seconds * 1000)
-    options: dict[str, Any] = {"tz_aware": True, "serverSelectionTimeoutMS": timeout_ms, "connectTimeoutMS": timeout_ms, "appname": "etl-platform"}
+    options: dict[str, Any] = {
+        "tz_aware": True,
+        "serverSelectionTimeoutMS": timeout_ms,
+        "connectTimeoutMS": timeout_ms,
+        "socketTimeoutMS": int(source.read_timeout_seconds * 1000),
+        "appname": "etl-platform",
+    }
     if user:
         options["username"] = user
     if password is not None:

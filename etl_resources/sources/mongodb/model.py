@@ -50,6 +50,9 @@ class MongoSource(BaseSource):
     nested: Nested = "json"
     # How long to look for a server before failing the day (serverSelectionTimeoutMS and connectTimeoutMS).
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # How long one answer of the server (a batch of the cursor) may take: a server that stops answering mid-read
+    # fails the day instead of holding the run (socketTimeoutMS).
+    read_timeout_seconds: float = Field(default=600.0, gt=0, le=86_400)
 
     @field_validator("url")
     @classmethod
