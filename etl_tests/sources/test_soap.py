@@ -6,16 +6,20 @@ import json
 import logging
 import re
 import socket
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pytest
+from lxml import etree
+from zeep.xsd.types import builtins
 
 from etl_resources.config.sources_file import SourcesConfigError, load_sources
 from etl_resources.lake.store import scan_partition
 from etl_resources.secrets import SecretStore
-from etl_resources.sources.soap.extract import SoapSourceError, extract_soap
+from etl_resources.sources.soap.extract import SoapSourceError, call, extract_soap
 from etl_resources.sources.soap.model import SoapSource
+from etl_resources.sources.soap.strict_xsd import XsdValueError
 from etl_tests.support.soap_server import HOSTILE, ORDERS, SoapServer, orders_between
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]  # three orders, two (one a refund), none
@@ -110,8 +114,7 @@ def test_days_land_in_the_lake_and_the_warehouse_cell_by_cell(platform, soap):
             assert row["order_id"] == order["order_id"] and row["big_id"] == order["big_id"] == 2**53 + order["order_id"]
             assert row["amount"] == order["amount"]  # a Decimal, exact: 12345678901234.5678 has 18 digits
             assert row["placed_at"] == order["placed_at"] and row["placed_at"].utcoffset() == dt.timedelta(0)
-            # zeep reads an empty element as None, so an empty string arrives as null (README: SOAP sources).
-            assert row["CustomerName"] == order["CustomerName"] and row["coupon"] == (order["coupon"] or None)
+            assert row["CustomerName"] == order["CustomerName"] and row["coupon"] == order["coupon"]
             assert row["items"] == expected_items(order)
     assert scan_partition(lake, "raw/orders", DAYS[0]).collect()["CustomerName"].to_list()[0] == HOSTILE
     warehouse = platform.query(defs, TABLE)
@@ -119,7 +122,7 @@ def test_days_land_in_the_lake_and_the_warehouse_cell_by_cell(platform, soap):
     for row, order in zip(warehouse, ORDERS, strict=True):
         order_id, big_id, amount, placed_at, customer, coupon, items, partition = row
         assert (order_id, big_id, customer, items) == (order["order_id"], order["big_id"], order["CustomerName"], expected_items(order))
-        assert coupon == (order["coupon"] or None)
+        assert coupon == order["coupon"]
         assert str(amount) == str(order["amount"].quantize(order["amount"].__class__("0.0001")))
         assert dt.datetime.fromisoformat(str(placed_at)).replace(tzinfo=dt.UTC) == order["placed_at"]
         assert partition == order["placed_at"].astimezone(dt.UTC).date().isoformat()
@@ -287,3 +290,37 @@ def test_a_bad_auth_type_fails_when_the_file_loads(tmp_path):
     expected = "source 'orders' (sources[0]), field 'auth.type': unknown type 'ntlm'; supported: 'basic', 'ws_security'"
     with pytest.raises(SourcesConfigError, match=re.escape(expected)):
         load_sources(path, None)
+
+
+@pytest.mark.parametrize(
+    ("xsd_type", "xml", "value"),
+    [
+        ("String", "<coupon/>", ""),
+        ("String", '<coupon xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:nil="true"/>', None),
+        ("Decimal", "<amount/>", None),
+        ("Decimal", "<amount>12345678901234.5678</amount>", Decimal("12345678901234.5678")),
+        ("Boolean", "<paid>true</paid>", True),
+        ("Boolean", "<paid>0</paid>", False),
+    ],
+)
+def test_zeep_reads_simple_values_strictly(xsd_type, xml, value):
+    """zeep's own reading turns an empty string into None and `TRUE` into False; the extractor's does neither."""
+    assert getattr(builtins, xsd_type)().parse_xmlelement(etree.fromstring(xml)) == value
+
+
+@pytest.mark.parametrize(("xsd_type", "xml"), [("Decimal", "<amount>N/A</amount>"), ("Boolean", "<paid>TRUE</paid>"), ("Date", "<day>31/02/2026</day>")])
+def test_a_value_that_is_not_of_its_type_is_an_error_naming_the_element_not_a_null(xsd_type, xml):
+    with pytest.raises(XsdValueError, match=rf"element <\w+> holds '{re.escape(etree.fromstring(xml).text)}', which is not an xsd:"):
+        getattr(builtins, xsd_type)().parse_xmlelement(etree.fromstring(xml))
+
+
+def test_a_response_value_not_of_its_type_fails_the_day_naming_the_source_operation_and_element(soap_service):
+    def get_orders(**arguments):
+        return builtins.Decimal().parse_xmlelement(etree.fromstring("<amount>N/A</amount>"))
+
+    with pytest.raises(SoapSourceError) as caught:
+        call({"GetOrders": get_orders}, ["GetOrders"], source(soap_service), {})
+    assert str(caught.value) == (
+        "source 'orders', operation 'GetOrders': the response's element <amount> holds 'N/A', which is not an xsd:decimal "
+        "([<class 'decimal.ConversionSyntax'>]); nothing of the day was written (fix: correct the value at the service, or its type in the WSDL)"
+    )

@@ -17,8 +17,11 @@ from etl_resources.secrets import SecretStore, redact
 from etl_resources.sources.records import record_row
 from etl_resources.sources.rest.extract import window_values
 from etl_resources.sources.rest.model import BasicAuth
+from etl_resources.sources.soap import strict_xsd
 from etl_resources.sources.soap.model import SoapSource, WsSecurityAuth
 from etl_resources.sources.soap.schema import columns, record_type, typed_frame
+
+strict_xsd.install()
 
 AUTH_FIX = "check `auth.username` and `auth.password` and the secrets they name"
 NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout)
@@ -106,6 +109,10 @@ def call(service: ServiceProxy, operations: list[str], source: SoapSource, argum
         raise SoapSourceError(
             f"{where}, field '{field}': cannot reach the service: {_problem(err)} (fix: check `{field}` and that the host is reachable; "
             "`timeout_seconds` bounds the wait)"
+        ) from None
+    except strict_xsd.XsdValueError as err:
+        raise SoapSourceError(
+            f"{where}: the response's {err}; nothing of the day was written (fix: correct the value at the service, or its type in the WSDL)"
         ) from None
     except (TypeError, zeep.exceptions.ValidationError) as err:
         raise SoapSourceError(f"{where}, field 'arguments': {_problem(err)} (fix: give the arguments the operation's signature asks for)") from None
