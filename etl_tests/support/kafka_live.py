@@ -57,6 +57,6 @@ def live_day(bootstrap: str, topic: str, day: str) -> tuple[list[tuple], list[tu
         window = (start, start + dt.timedelta(days=1))
         frame = pl.concat(list(day_frames(source, kafka_logs(source, SecretStore(Path("/nonexistent")), start, None), window)), how="diagonal_relaxed")
         assert frame["big"].to_list() == [2**53 + 1] * frame.height
-        return sorted(written), sorted(frame.select("_partition", "order_id", "customer").rows())
+        return sorted(written), sorted(frame.select("_stream_partition", "order_id", "customer").rows())
     finally:
         admin.delete_topics([topic])[topic].result(TIMEOUT)
