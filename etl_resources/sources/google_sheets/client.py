@@ -1,7 +1,6 @@
 """The Sheets API v4 through httpx: the token exchange, a range's values, the sheets' titles; bounded retries."""
 
 import logging
-import random
 import time
 import urllib.parse
 from typing import Any
@@ -10,6 +9,7 @@ import httpx
 
 from etl_resources.sources.google_sheets.auth import GRANT_TYPE, GoogleSheetsError, ServiceAccount
 from etl_resources.sources.google_sheets.model import GoogleSheetsSource
+from etl_resources.sources.rest.retries import backoff, retry_after
 
 RETRIED = (429, 500, 502, 503, 504)
 MAX_WAIT_SECONDS = 60.0
@@ -60,10 +60,10 @@ class SheetsClient:
                 if response.status_code not in RETRIED:
                     return response
                 reason = f"HTTP {response.status_code} {google_message(response)}"
-                wait = _retry_after(response)
+                wait = retry_after(response, MAX_WAIT_SECONDS)
             if attempt == self.source.max_attempts:
                 break
-            delay = wait if wait is not None else self.source.backoff_seconds * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+            delay = wait if wait is not None else backoff(attempt, self.source.backoff_seconds)
             self.log.warning(f"source '{self.source.name}': {request.url.copy_with(query=None)}: {reason}; retrying in {delay:.1f}s")
             time.sleep(delay)
         raise self.fail(
@@ -138,10 +138,3 @@ class SheetsClient:
                     "https://docs.google.com/spreadsheets/d/<spreadsheet_id>/edit)",
                 )
         return self.fail("range", f"the Sheets API answered {response.status_code} for {sheet}, range {source.range!r}: {said}")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return min(MAX_WAIT_SECONDS, max(0.0, float(response.headers["Retry-After"])))
-    except (KeyError, ValueError):
-        return None

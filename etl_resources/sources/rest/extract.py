@@ -3,7 +3,6 @@
 import datetime as dt
 import json
 import logging
-import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import polars as pl
 from etl_resources.secrets import MASK, SECRET_REF, SecretStore, redact
 from etl_resources.sources.records import json_path, records_frame
 from etl_resources.sources.rest.model import ApiKeyAuth, BasicAuth, BearerAuth, ClientCredentialsAuth, RestSource
+from etl_resources.sources.rest.retries import backoff, retry_after
 
 RECORD_KEYS = ("data", "events", "results", "items")
 MAX_REDIRECTS = 10
@@ -135,14 +135,6 @@ def build_client(source: RestSource, secrets: SecretStore) -> tuple[httpx.Client
     return client, Credentials(headers=headers, params=params, auth=auth)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True)
 class Page:
     url: httpx.URL
@@ -252,9 +244,8 @@ class Session:
                     hint = "check the credentials and secrets in `auth`" if status in (401, 403) else "check `base_url`, `path` and `params`"
                     raise self.fail(page.url, f"{status} {page.response.reason_phrase} (fix: {hint}); not retried: {page.text[:200]}")
                 reason = f"HTTP {status}"
-                wait = _retry_after(page.response)
-            backoff = min(retry.max_backoff_seconds, retry.backoff_seconds * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-            delay = wait if wait is not None else backoff
+                wait = retry_after(page.response)
+            delay = wait if wait is not None else backoff(attempt, retry.backoff_seconds, retry.max_backoff_seconds)
             if attempt == retry.max_attempts or time.monotonic() + delay > self.deadline:
                 raise self.fail(
                     self.client.build_request("GET", url).url.copy_merge_params(params),
