@@ -32,6 +32,17 @@ A_YEAR = 365 * 24 * 3600
 RAW = "raw/nats_orders"
 HOSTILE = ["100% 'quoted' \"double\"", "back\\slash \\n not a newline", "Zoë 東京 😀", "MiXeD CaSe"]
 BIG = 2**53 + 1
+CONTRACT = """    contract:
+      columns:
+        order_id: {type: int, required: true}
+        customer: {type: string, trim: false}
+        amount: {type: "decimal(12,2)"}
+        big: {type: int}
+        note: {type: string}
+        _timestamp: {type: timestamp, required: true}
+        _offset: {type: int}
+        _key: {type: string}
+"""
 
 
 def publish(server: NatsServer, stream: str, messages: list[tuple[str, bytes, dict[str, str]]], **sign_in: str) -> None:
@@ -60,7 +71,8 @@ def unique_stream() -> str:
     return f"orders_{uuid.uuid4().hex[:8]}"
 
 
-def sources_yaml(server: NatsServer, stream: str, extra: str = "") -> str:
+def sources_yaml(server: NatsServer, stream: str, extra: str = "", contract: bool = True, reject_rate_max: float = 0.4) -> str:
+    declared = CONTRACT if contract else ""
     return f"""
 sources:
   - name: nats_orders
@@ -74,17 +86,7 @@ sources:
     idle_seconds: 2
     start_date: 2026-11-01
     target: {{table: nats_orders}}
-    contract:
-      columns:
-        order_id: {{type: int, required: true}}
-        customer: {{type: string, trim: false}}
-        amount: {{type: "decimal(12,2)"}}
-        big: {{type: int}}
-        note: {{type: string}}
-        _timestamp: {{type: timestamp, required: true}}
-        _offset: {{type: int}}
-        _key: {{type: string}}
-    checks: {{reject_rate_max: 0.4, min_rows: 0, schema_change: false}}
+{declared}    checks: {{reject_rate_max: {reject_rate_max}, min_rows: 0, schema_change: false}}
 {extra}"""
 
 
@@ -350,22 +352,7 @@ def test_without_a_contract_a_broken_message_is_a_reject_and_every_message_colum
         stream,
         [order(stream, "2026-11-20", "08:00:00", {"order_id": 1, "customer": HOSTILE[2]}), order(stream, "2026-11-20", "09:00:00", b"{not json")],
     )
-    yaml_text = f"""
-sources:
-  - name: nats_orders
-    kind: nats
-    servers: [{nats_jetstream.url}]
-    stream: {stream}
-    username: {NATS_USER}
-    password: ${{NATS_TEST_PASSWORD}}
-    timestamp_header: Event-Time
-    late_seconds: {A_YEAR}   # see the module's docstring
-    idle_seconds: 2
-    start_date: 2026-11-01
-    target: {{table: nats_orders}}
-    checks: {{reject_rate_max: 0.5, min_rows: 0, schema_change: false}}
-"""
-    defs = platform.configure(yaml_text)
+    defs = platform.configure(sources_yaml(nats_jetstream, stream, contract=False, reject_rate_max=0.5))
 
     result = platform.materialize(defs, "2026-11-20")
 
