@@ -14,11 +14,23 @@ RECORD_COLUMN = "_record"
 Nested = Literal["json", "flatten"]
 # The widest decimal polars holds exactly.
 MAX_DECIMAL_DIGITS = 38
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def as_json(value: Any, default: Callable[[Any], Any] = str) -> str:
     """JSON text that keeps non-ASCII characters as they are, so a cell reads as the source wrote it."""
     return json.dumps(value, ensure_ascii=False, default=default)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON whose numbers arrive as written: a number a double cannot hold exactly (more than 17 significant
+    digits) is a Decimal, not a rounded float."""
+    return json.loads(text, parse_float=_number)
+
+
+def _number(literal: str) -> float | decimal.Decimal:
+    value = float(literal)
+    return value if decimal.Decimal(repr(value)) == decimal.Decimal(literal) else decimal.Decimal(literal)
 
 
 def json_path(body: Any, path: str) -> Any:
@@ -66,7 +78,7 @@ def rows_frame(rows: list[dict[str, Any]], default: Callable[[Any], Any] = str) 
 
 def exact_rows(rows: list[dict[str, Any]], default: Callable[[Any], Any] = str) -> list[dict[str, Any]]:
     """The rows with every column whose values no single type holds exactly (2**53+1 next to 1.5, `true` next to
-    1, `1.0` next to text, decimals wider than 38 digits together) made text, value by value, as JSON spells
+    1, `1.0` next to text, an int past Int64, decimals wider than 38 digits together) made text, value by value, as JSON spells
     them; polars would round, coerce or respell them."""
     columns: dict[str, list[Any]] = {}
     for row in rows:
@@ -80,7 +92,12 @@ def exact_rows(rows: list[dict[str, Any]], default: Callable[[Any], Any] = str) 
 
 
 def _kind(value: Any) -> str:
-    return "bool" if isinstance(value, bool) else type(value).__name__
+    if isinstance(value, bool):
+        return "bool"
+    # Past Int64 polars makes an int NULL (or Int128, which no warehouse loads): such a column is text.
+    if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        return "bigint"
+    return type(value).__name__
 
 
 def _text(value: Any, default: Callable[[Any], Any]) -> str:
@@ -96,7 +113,7 @@ def _text(value: Any, default: Callable[[Any], Any]) -> str:
 
 def _fits(values: list[Any], kinds: set[str]) -> bool:
     """Whether polars holds the column's mix of kinds in one type without changing a value."""
-    if len(kinds) == 1 and kinds != {"Decimal"}:
+    if len(kinds) == 1 and kinds.isdisjoint({"Decimal", "bigint"}):
         return True
     if kinds <= {"int", "float"}:
         return all(abs(value) <= 2**53 for value in values if isinstance(value, int))

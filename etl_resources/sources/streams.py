@@ -11,7 +11,6 @@ run of that day, as long as it was logged within `late_seconds` of the day's end
 
 import base64
 import datetime as dt
-import json
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,7 +23,7 @@ from pydantic import Field, model_validator
 from etl_resources.config.model import BaseSource
 from etl_resources.contract.rules import PARSE_ERROR
 from etl_resources.progress import Progress
-from etl_resources.sources.records import RECORD_COLUMN, Nested, as_json, json_path, record_row, rows_frame
+from etl_resources.sources.records import RECORD_COLUMN, Nested, as_json, json_path, parse_json, record_row, rows_frame
 
 STREAM_COLUMNS = {
     "_stream": pl.String,
@@ -148,7 +147,7 @@ def _row(source: StreamSource, message: Message) -> tuple[dict[str, Any], dt.dat
             if source.format == "text":
                 body = {VALUE_COLUMN: text}
             else:
-                document = json.loads(text)
+                document = parse_json(text)
                 body = record_row(document, source.nested)
                 body.pop(RECORD_COLUMN)
                 clash = sorted(set(body) & set(STREAM_COLUMNS))

@@ -6,7 +6,7 @@ import decimal
 
 import polars as pl
 
-from etl_resources.sources.records import rows_frame
+from etl_resources.sources.records import parse_json, rows_frame
 
 
 def test_a_big_int_next_to_a_float_stays_exact_as_text():
@@ -39,3 +39,18 @@ def test_other_values_mixed_with_text_are_spelled_by_the_kind_default():
     when = dt.datetime(2026, 11, 20, 1, 2, 3, 4, tzinfo=dt.UTC)
     frame = rows_frame([{"t": when}, {"t": "later"}], default=lambda value: value.isoformat())
     assert frame["t"].to_list() == ["2026-11-20T01:02:03.000004+00:00", "later"]
+
+
+def test_an_int_past_int64_is_text_not_null():
+    big = 10**39 + 1  # a numeric(40) key, as a JSON number
+    frame = rows_frame([{"n": big}, {"n": 1}, {"n": None}])
+    assert frame.schema["n"] == pl.String and frame["n"].to_list() == [str(big), "1", None]
+    assert rows_frame([{"n": 2**63}])["n"].to_list() == ["9223372036854775808"]
+
+
+def test_json_numbers_a_double_cannot_hold_arrive_as_decimals_and_the_others_as_floats():
+    parsed = parse_json('{"price": 12345678901234567890.123456789, "rate": 0.1, "tiny": 1.5e-7, "huge": 1e400}')
+    assert parsed == {"price": decimal.Decimal("12345678901234567890.123456789"), "rate": 0.1, "tiny": 1.5e-7, "huge": decimal.Decimal("1E+400")}
+    assert isinstance(parsed["rate"], float) and isinstance(parsed["price"], decimal.Decimal)
+    frame = rows_frame([{"price": parsed["price"]}, {"price": decimal.Decimal("1.5")}])
+    assert frame.schema["price"] == pl.Decimal(38, 9) and frame["price"].to_list()[0] == parsed["price"]

@@ -20,7 +20,7 @@ from etl_resources.contract.rules import PARSE_ERROR as PARSE_ERROR_COLUMN
 from etl_resources.lake.store import Lake
 from etl_resources.sources.files.landing import LandingError, is_remote, landing_error
 from etl_resources.sources.files.model import FileSource
-from etl_resources.sources.records import RECORD_COLUMN
+from etl_resources.sources.records import RECORD_COLUMN, parse_json
 
 # Where each filesystem's listing keeps a file's modification time or tag, in the order they are asked.
 VERSION_KEYS = ("mtime", "last_modified", "modify", "modified", "etag")
@@ -181,7 +181,7 @@ def _jsonl_rows(lines: Iterator[str], name: str) -> Iterator[dict]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = parse_json(line)
         except json.JSONDecodeError as err:
             yield {RECORD_COLUMN: line, PARSE_ERROR_COLUMN: f"jsonl: {name} line {number} is not JSON: {err.msg}"}
             continue

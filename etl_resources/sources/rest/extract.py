@@ -1,7 +1,6 @@
 """Extract a paginated JSON API through httpx as a stream of polars frames, one per page."""
 
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -12,7 +11,7 @@ import httpx
 import polars as pl
 
 from etl_resources.secrets import MASK, SECRET_REF, SecretStore, redact
-from etl_resources.sources.records import json_path, records_frame
+from etl_resources.sources.records import json_path, parse_json, records_frame
 from etl_resources.sources.rest.model import ApiKeyAuth, BasicAuth, BearerAuth, ClientCredentialsAuth, RestSource
 from etl_resources.sources.rest.retries import backoff, retry_after
 
@@ -142,7 +141,7 @@ class Page:
     content: bytes
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        return parse_json(self.content)
 
     @property
     def text(self) -> str:
